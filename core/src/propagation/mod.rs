@@ -1,0 +1,544 @@
+//! Trace context propagation: reading the formats a request may carry and the
+//! minimal set of header writes that make the next hop name our document as parent.
+//!
+//! # Precedence
+//! When several formats are present, the first valid one in this order decides
+//! the trace and parent: `x-amzn-trace-id`, `traceparent`, `b3`, `x-b3-*`.
+//! `x-amzn-trace-id` leads because only meshray and X-Ray SDKs write it: Envoy's
+//! own Zipkin tracer rewrites `x-b3-*` at the router, and an AWS load balancer's
+//! `Root=` must become the trace id. The sampling decision is the leading
+//! format's, or else the first explicit decision in any other format.
+//!
+//! A malformed header is treated as absent and reported in
+//! [`Extracted::malformed`]; it is never rewritten unless meshray would add that
+//! header anyway at a trace root.
+
+pub mod b3;
+pub mod w3c;
+pub mod xray;
+
+use crate::ids::{SpanId, TraceId};
+
+/// `x-amzn-trace-id`.
+pub const X_AMZN_TRACE_ID: &str = "x-amzn-trace-id";
+/// W3C `traceparent`.
+pub const TRACEPARENT: &str = "traceparent";
+/// B3 single header.
+pub const B3: &str = "b3";
+/// B3 multi: trace id.
+pub const X_B3_TRACEID: &str = "x-b3-traceid";
+/// B3 multi: span id.
+pub const X_B3_SPANID: &str = "x-b3-spanid";
+/// B3 multi: sampling decision.
+pub const X_B3_SAMPLED: &str = "x-b3-sampled";
+/// B3 multi: debug flag.
+pub const X_B3_FLAGS: &str = "x-b3-flags";
+
+/// A sampling decision as propagated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Record this trace.
+    Sampled,
+    /// Do not record this trace.
+    NotSampled,
+    /// Record it, forced (B3 debug flag).
+    Debug,
+    /// No decision yet: the receiver decides.
+    Deferred,
+}
+
+impl Sampling {
+    /// The explicit decision, if any (debug counts as sampled).
+    pub fn decision(self) -> Option<bool> {
+        match self {
+            Sampling::Sampled | Sampling::Debug => Some(true),
+            Sampling::NotSampled => Some(false),
+            Sampling::Deferred => None,
+        }
+    }
+}
+
+/// A propagation format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `x-amzn-trace-id`.
+    Xray,
+    /// W3C `traceparent`.
+    W3c,
+    /// B3 single `b3`.
+    B3Single,
+    /// B3 multi `x-b3-*`.
+    B3Multi,
+}
+
+impl Format {
+    /// A short label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Xray => "xray",
+            Format::W3c => "w3c",
+            Format::B3Single => "b3",
+            Format::B3Multi => "b3multi",
+        }
+    }
+}
+
+/// The trace, parent span and decision one format carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanContext {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The caller's span: our document's parent.
+    pub span_id: Option<SpanId>,
+    /// The caller's decision.
+    pub sampling: Sampling,
+}
+
+/// Why a header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {header} header: {reason}")]
+pub struct CodecError {
+    /// The header (or header field) at fault.
+    pub header: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl CodecError {
+    /// Builds an error.
+    pub fn new(header: &'static str, reason: String) -> Self {
+        Self { header, reason }
+    }
+}
+
+/// The raw propagation headers of one request, picked out of its header map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PropagationHeaders {
+    /// `x-amzn-trace-id`.
+    pub xray: Option<String>,
+    /// `traceparent`.
+    pub traceparent: Option<String>,
+    /// `b3`.
+    pub b3: Option<String>,
+    /// `x-b3-traceid`.
+    pub b3_trace_id: Option<String>,
+    /// `x-b3-spanid`.
+    pub b3_span_id: Option<String>,
+    /// `x-b3-sampled`.
+    pub b3_sampled: Option<String>,
+    /// `x-b3-flags`.
+    pub b3_flags: Option<String>,
+}
+
+impl PropagationHeaders {
+    /// Picks the propagation headers out of a request's header pairs (names
+    /// lowercase, as Envoy hands them over). The first value of a repeated header wins.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut headers = Self::default();
+        for (name, value) in pairs {
+            let slot = match name {
+                X_AMZN_TRACE_ID => &mut headers.xray,
+                TRACEPARENT => &mut headers.traceparent,
+                B3 => &mut headers.b3,
+                X_B3_TRACEID => &mut headers.b3_trace_id,
+                X_B3_SPANID => &mut headers.b3_span_id,
+                X_B3_SAMPLED => &mut headers.b3_sampled,
+                X_B3_FLAGS => &mut headers.b3_flags,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value.to_owned());
+            }
+        }
+        headers
+    }
+}
+
+/// What the request's headers say, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// The leading valid context and its format.
+    pub context: Option<(Format, SpanContext)>,
+    /// The decision: the leading context's, else the first explicit one.
+    pub sampling: Option<bool>,
+    /// Parsed `x-amzn-trace-id`, kept for its extra fields.
+    pub xray: Option<xray::XrayHeader>,
+    /// Parsed `traceparent`, kept for its flags.
+    pub traceparent: Option<w3c::TraceParent>,
+    /// Parsed `b3` context.
+    pub b3_single: Option<SpanContext>,
+    /// Parsed `x-b3-*` context.
+    pub b3_multi: Option<SpanContext>,
+    /// Headers that were present but malformed (treated as absent).
+    pub malformed: Vec<(Format, CodecError)>,
+}
+
+impl Extracted {
+    /// The trace id of the leading context.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.context.map(|(_, ctx)| ctx.trace_id)
+    }
+
+    /// The caller's span id in the leading context.
+    pub fn parent_span(&self) -> Option<SpanId> {
+        self.context.and_then(|(_, ctx)| ctx.span_id)
+    }
+
+    /// The format that decided the trace.
+    pub fn format(&self) -> Option<Format> {
+        self.context.map(|(format, _)| format)
+    }
+}
+
+/// Reads every format present in `headers`, in precedence order.
+pub fn extract(headers: &PropagationHeaders) -> Extracted {
+    let mut out = Extracted::default();
+    let mut hints: Vec<Sampling> = Vec::new();
+    if let Some(value) = &headers.xray {
+        match xray::parse(value) {
+            Ok(parsed) => {
+                hints.push(parsed.context.sampling);
+                out.context.get_or_insert((Format::Xray, parsed.context));
+                out.xray = Some(parsed);
+            }
+            Err(e) => out.malformed.push((Format::Xray, e)),
+        }
+    }
+    if let Some(value) = &headers.traceparent {
+        match w3c::parse(value) {
+            Ok(parsed) => {
+                hints.push(parsed.context.sampling);
+                out.context.get_or_insert((Format::W3c, parsed.context));
+                out.traceparent = Some(parsed);
+            }
+            Err(e) => out.malformed.push((Format::W3c, e)),
+        }
+    }
+    if let Some(value) = &headers.b3 {
+        match b3::parse_single(value) {
+            Ok(b3::B3::Context(ctx)) => {
+                hints.push(ctx.sampling);
+                out.context.get_or_insert((Format::B3Single, ctx));
+                out.b3_single = Some(ctx);
+            }
+            Ok(b3::B3::SamplingOnly(sampling)) => hints.push(sampling),
+            Err(e) => out.malformed.push((Format::B3Single, e)),
+        }
+    }
+    let multi = b3::MultiHeaders {
+        trace_id: headers.b3_trace_id.as_deref(),
+        span_id: headers.b3_span_id.as_deref(),
+        sampled: headers.b3_sampled.as_deref(),
+        flags: headers.b3_flags.as_deref(),
+    };
+    match b3::parse_multi(multi) {
+        Some(Ok(b3::B3::Context(ctx))) => {
+            hints.push(ctx.sampling);
+            out.context.get_or_insert((Format::B3Multi, ctx));
+            out.b3_multi = Some(ctx);
+        }
+        Some(Ok(b3::B3::SamplingOnly(sampling))) => hints.push(sampling),
+        Some(Err(e)) => out.malformed.push((Format::B3Multi, e)),
+        None => {}
+    }
+    out.sampling = hints.iter().find_map(|s| s.decision());
+    out
+}
+
+/// One header to set on the request.
+pub type HeaderWrite = (&'static str, String);
+
+/// The header writes that make the next hop see `span` as its parent in `trace_id`.
+///
+/// Formats that arrived valid are rewritten with the new parent (only fields
+/// that change); `x-amzn-trace-id` is always written; at a trace `root` B3
+/// multi and `traceparent` are added too, because mesh apps forward those.
+/// The `b3` single header and `x-b3-*` keep the wire width of their trace id.
+pub fn inject(
+    extracted: &Extracted,
+    headers: &PropagationHeaders,
+    trace_id: TraceId,
+    span: SpanId,
+    sampled: bool,
+    root: bool,
+) -> Vec<HeaderWrite> {
+    let mut writes = Vec::with_capacity(5);
+    let extra = extracted.xray.as_ref().map_or("", |x| x.extra.as_str());
+    writes.push((
+        X_AMZN_TRACE_ID,
+        xray::render(trace_id, span, sampled, extra),
+    ));
+
+    if root || extracted.traceparent.is_some() {
+        let flags = extracted.traceparent.map_or(0, |tp| tp.flags);
+        push_if_changed(
+            &mut writes,
+            TRACEPARENT,
+            headers.traceparent.as_deref(),
+            w3c::render(trace_id, span, sampled, flags),
+        );
+    }
+    if let Some(ctx) = extracted.b3_single {
+        let sampling = match (ctx.sampling, sampled) {
+            (Sampling::Debug, true) => Sampling::Debug,
+            (_, true) => Sampling::Sampled,
+            (_, false) => Sampling::NotSampled,
+        };
+        let id = same_trace_keeping_width(ctx.trace_id, trace_id);
+        push_if_changed(
+            &mut writes,
+            B3,
+            headers.b3.as_deref(),
+            b3::render_single(id, span, sampling),
+        );
+    }
+    if root || extracted.b3_multi.is_some() {
+        let id = extracted.b3_multi.map_or(trace_id, |ctx| {
+            same_trace_keeping_width(ctx.trace_id, trace_id)
+        });
+        push_if_changed(
+            &mut writes,
+            X_B3_TRACEID,
+            headers.b3_trace_id.as_deref(),
+            id.to_hex(),
+        );
+        push_if_changed(
+            &mut writes,
+            X_B3_SPANID,
+            headers.b3_span_id.as_deref(),
+            span.to_string(),
+        );
+        let debug = extracted
+            .b3_multi
+            .is_some_and(|ctx| ctx.sampling == Sampling::Debug);
+        if !debug {
+            let value = b3::render_sampled(sampled);
+            if headers.b3_sampled.as_deref() != Some(value) {
+                writes.push((X_B3_SAMPLED, value.to_owned()));
+            }
+        }
+    }
+    writes
+}
+
+/// `received` when it names the same trace as `chosen` (keeping its width), else `chosen`.
+fn same_trace_keeping_width(received: TraceId, chosen: TraceId) -> TraceId {
+    if received.value() == chosen.value() {
+        received
+    } else {
+        chosen
+    }
+}
+
+fn push_if_changed(
+    writes: &mut Vec<HeaderWrite>,
+    name: &'static str,
+    current: Option<&str>,
+    value: String,
+) {
+    if current != Some(value.as_str()) {
+        writes.push((name, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> PropagationHeaders {
+        PropagationHeaders::from_pairs(pairs.iter().copied())
+    }
+
+    const XRAY: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    const TRACEPARENT_VALUE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn precedence_is_xray_then_w3c_then_b3_then_b3_multi() {
+        let all = headers(&[
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"),
+            ("traceparent", TRACEPARENT_VALUE),
+            ("x-amzn-trace-id", XRAY),
+        ]);
+        assert_eq!(extract(&all).format(), Some(Format::Xray));
+        let mut without = all.clone();
+        without.xray = None;
+        assert_eq!(extract(&without).format(), Some(Format::W3c));
+        without.traceparent = None;
+        assert_eq!(extract(&without).format(), Some(Format::B3Single));
+        without.b3 = None;
+        assert_eq!(extract(&without).format(), Some(Format::B3Multi));
+        without.b3_trace_id = None;
+        without.b3_span_id = None;
+        assert_eq!(extract(&without).format(), None);
+    }
+
+    #[test]
+    fn malformed_headers_are_skipped_and_reported() {
+        let h = headers(&[
+            ("x-amzn-trace-id", "Root=garbage"),
+            ("traceparent", TRACEPARENT_VALUE),
+        ]);
+        let got = extract(&h);
+        assert_eq!(got.format(), Some(Format::W3c));
+        assert_eq!(got.malformed.len(), 1);
+        assert_eq!(got.malformed[0].0, Format::Xray);
+    }
+
+    #[test]
+    fn sampling_decisions_from_every_format() {
+        type Headers = &'static [(&'static str, &'static str)];
+        let cases: [(Headers, Option<bool>); 8] = [
+            (&[("x-b3-sampled", "0")], Some(false)),
+            (&[("b3", "0")], Some(false)),
+            (
+                &[("b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-0")],
+                Some(false),
+            ),
+            (
+                &[(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+                )],
+                Some(false),
+            ),
+            (
+                &[(
+                    "x-amzn-trace-id",
+                    "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+                )],
+                Some(false),
+            ),
+            (
+                &[
+                    ("x-b3-traceid", "463ac35c9f6413ad"),
+                    ("x-b3-spanid", "a2fb4a1d1a96d312"),
+                    ("x-b3-sampled", "0"),
+                    ("x-b3-flags", "1"),
+                ],
+                Some(true),
+            ),
+            (
+                &[
+                    (
+                        "x-amzn-trace-id",
+                        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?",
+                    ),
+                    ("x-b3-sampled", "1"),
+                ],
+                Some(true),
+            ),
+            (
+                &[(
+                    "x-amzn-trace-id",
+                    "Root=1-5759e988-bd862e3fe1be46a994272793",
+                )],
+                None,
+            ),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(extract(&headers(pairs)).sampling, expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn root_injects_xray_w3c_and_b3_multi() {
+        let h = PropagationHeaders::default();
+        let ex = extract(&h);
+        let trace = TraceId::mint(0x6000_0000, 42);
+        let span = SpanId::new(7).unwrap();
+        let writes = inject(&ex, &h, trace, span, true, true);
+        let names: Vec<_> = writes.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                X_AMZN_TRACE_ID,
+                TRACEPARENT,
+                X_B3_TRACEID,
+                X_B3_SPANID,
+                X_B3_SAMPLED
+            ]
+        );
+        assert_eq!(
+            writes[0].1,
+            "Root=1-60000000-00000000000000000000002a;Parent=0000000000000007;Sampled=1"
+        );
+        assert_eq!(
+            writes[1].1,
+            "00-6000000000000000000000000000002a-0000000000000007-01"
+        );
+    }
+
+    #[test]
+    fn forwarded_formats_get_only_their_parent_rewritten() {
+        let h = headers(&[
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("x-b3-sampled", "1"),
+            ("b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-1"),
+        ]);
+        let ex = extract(&h);
+        let trace = ex.trace_id().unwrap();
+        let span = SpanId::new(0xabc).unwrap();
+        let writes = inject(&ex, &h, trace, span, true, false);
+        assert_eq!(
+            writes,
+            vec![
+                (
+                    X_AMZN_TRACE_ID,
+                    "Root=1-00000000-00000000463ac35c9f6413ad;Parent=0000000000000abc;Sampled=1"
+                        .to_owned()
+                ),
+                (B3, "463ac35c9f6413ad-0000000000000abc-1".to_owned()),
+                (X_B3_SPANID, "0000000000000abc".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn next_hop_reads_back_what_was_injected() {
+        // An ALB root id with no parent: the next hop must see the same trace and our span.
+        let h = headers(&[(
+            "x-amzn-trace-id",
+            "Self=1-67891234-12456789abcdef012345678a;Root=1-67891233-abcdef012345678912345678",
+        )]);
+        let ex = extract(&h);
+        let span = SpanId::new(99).unwrap();
+        let writes = inject(&ex, &h, ex.trace_id().unwrap(), span, true, false);
+        let next = PropagationHeaders::from_pairs(writes.iter().map(|(n, v)| (*n, v.as_str())));
+        let got = extract(&next);
+        assert_eq!(got.trace_id(), ex.trace_id());
+        assert_eq!(got.parent_span(), Some(span));
+        assert_eq!(got.sampling, Some(true));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_header_values_never_panic(values in proptest::collection::vec(".{0,80}", 7)) {
+            let names = [X_AMZN_TRACE_ID, TRACEPARENT, B3, X_B3_TRACEID, X_B3_SPANID, X_B3_SAMPLED, X_B3_FLAGS];
+            let h = PropagationHeaders::from_pairs(names.iter().copied().zip(values.iter().map(String::as_str)));
+            let ex = extract(&h);
+            if let Some(trace) = ex.trace_id() {
+                _ = inject(&ex, &h, trace, SpanId::new(1).unwrap(), true, false);
+            }
+        }
+
+        #[test]
+        fn injected_headers_round_trip(epoch in any::<u32>(), random in any::<u128>(), span in 1u64.., sampled in any::<bool>()) {
+            let trace = TraceId::mint(epoch, random);
+            let span = SpanId::new(span).unwrap();
+            let empty = PropagationHeaders::default();
+            let writes = inject(&extract(&empty), &empty, trace, span, sampled, true);
+            let next = PropagationHeaders::from_pairs(writes.iter().map(|(n, v)| (*n, v.as_str())));
+            let got = extract(&next);
+            prop_assert!(got.malformed.is_empty());
+            prop_assert_eq!(got.trace_id(), Some(trace));
+            prop_assert_eq!(got.parent_span(), Some(span));
+            prop_assert_eq!(got.sampling, Some(sampled));
+            prop_assert_eq!(got.b3_multi.map(|c| c.trace_id), Some(trace));
+            prop_assert_eq!(got.traceparent.map(|t| t.context.trace_id), Some(trace));
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The X-Ray segment document model and its builder.
+//!
+//! A sidecar produces two kinds of document: a *segment* for a request its
+//! workload served (inbound) and an *independent subsegment* for a call its
+//! workload made to another service (outbound, `namespace: "remote"`). A call
+//! made outside any traced request becomes a segment for the local workload
+//! with the remote call embedded as its only subsegment.
+//!
+//! Documents are serialised straight from these structs (no `serde_json::Value`
+//! tree on the hot path) and kept under [`MAX_DOCUMENT_BYTES`] by
+//! [`Document::to_json_within_limit`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SpanId;
+use crate::limits::{
+    MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS,
+    sanitize_annotation_key, sanitize_name, truncate_chars,
+};
+
+/// The `origin` of every document a sidecar emits.
+pub const ORIGIN_EKS_CONTAINER: &str = "AWS::EKS::Container";
+/// The `namespace` of a subsegment that calls another service.
+pub const NAMESPACE_REMOTE: &str = "remote";
+
+/// What kind of document this is; segments carry no `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentKind {
+    /// An independent subsegment (sent on its own, linked by `parent_id`).
+    Subsegment,
+}
+
+/// An annotation value: X-Ray indexes strings, numbers and booleans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnnotationValue {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A string, at most [`MAX_ANNOTATION_VALUE_CHARS`] characters.
+    String(String),
+}
+
+/// A segment, an independent subsegment, or a subsegment embedded in a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The service (segment) or remote service (subsegment) name.
+    pub name: String,
+    /// 16 hex digits.
+    pub id: String,
+    /// `1-…-…`, or the raw 32-hex id of a foreign trace for the relay to resolve.
+    /// Absent on embedded subsegments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The segment or subsegment this one hangs under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// `subsegment` for an independent subsegment.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DocumentKind>,
+    /// Epoch seconds.
+    pub start_time: f64,
+    /// Epoch seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    /// `remote` for calls to other services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `AWS::EKS::Container` on segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The HTTP exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    /// A 4xx answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub error: bool,
+    /// A 429 answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub throttle: bool,
+    /// A 5xx answer or a proxy-level failure (Envoy response flags, BlackHoleCluster).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fault: bool,
+    /// `aws.eks`: pod and cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<Aws>,
+    /// Indexed annotations (legal keys only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, AnnotationValue>,
+    /// Namespaced metadata (`k8s` → {…}).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+    /// Embedded subsegments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsegments: Vec<Document>,
+}
+
+/// `http` block of a document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Http {
+    /// What the client asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+    /// What the server answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+}
+
+/// `http.request`; string fields at most [`MAX_HTTP_FIELD_CHARS`] characters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// Request method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Full URL: scheme, authority, path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `user-agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The client address (first `x-forwarded-for` hop, else the peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Whether `client_ip` came from `x-forwarded-for`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub x_forwarded_for: bool,
+}
+
+/// `http.response`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// Status code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Response body bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<u64>,
+}
+
+/// `aws` block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aws {
+    /// `aws.eks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eks: Option<Eks>,
+}
+
+/// `aws.eks`: where the workload runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Eks {
+    /// The pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The EKS cluster name, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+// === impl Document ===
+
+impl Document {
+    /// A segment for a request the workload `name` served.
+    pub fn segment(name: &str, id: SpanId, trace_id: String, start_time: f64) -> Self {
+        Self {
+            name: sanitize_name(name),
+            id: id.to_string(),
+            trace_id: Some(trace_id),
+            parent_id: None,
+            kind: None,
+            start_time,
+            end_time: None,
+            namespace: None,
+            origin: Some(ORIGIN_EKS_CONTAINER.to_owned()),
+            http: None,
+            error: false,
+            throttle: false,
+            fault: false,
+            aws: None,
+            annotations: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            subsegments: Vec::new(),
+        }
+    }
+
+    /// An independent subsegment for a call to the remote service `name`.
+    pub fn remote_subsegment(
+        name: &str,
+        id: SpanId,
+        trace_id: String,
+        parent_id: SpanId,
+        start_time: f64,
+    ) -> Self {
+        Self {
+            kind: Some(DocumentKind::Subsegment),
+            parent_id: Some(parent_id.to_string()),
+            namespace: Some(NAMESPACE_REMOTE.to_owned()),
+            origin: None,
+            ..Self::segment(name, id, trace_id, start_time)
+        }
+    }
+
+    /// Turns an independent subsegment into one embedded in a segment (no
+    /// `type`, `trace_id` or `parent_id`: the enclosing segment supplies them).
+    pub fn into_embedded(mut self) -> Self {
+        self.kind = None;
+        self.trace_id = None;
+        self.parent_id = None;
+        self
+    }
+
+    /// Sets `parent_id`.
+    pub fn with_parent(mut self, parent_id: Option<SpanId>) -> Self {
+        self.parent_id = parent_id.map(|id| id.to_string());
+        self
+    }
+
+    /// Sets the end time.
+    pub fn with_end_time(mut self, end_time: f64) -> Self {
+        self.end_time = Some(end_time);
+        self
+    }
+
+    /// Sets `http.request`, truncating each field to X-Ray's limit.
+    pub fn with_http_request(mut self, mut request: HttpRequest) -> Self {
+        for field in [
+            &mut request.method,
+            &mut request.url,
+            &mut request.user_agent,
+            &mut request.client_ip,
+        ] {
+            truncate_field(field, MAX_HTTP_FIELD_CHARS);
+        }
+        self.http.get_or_insert_with(Http::default).request = Some(request);
+        self
+    }
+
+    /// Sets `http.response` and the `error`/`throttle`/`fault` flags its status implies.
+    pub fn with_http_response(mut self, response: HttpResponse) -> Self {
+        if let Some(status) = response.status {
+            self.error |= (400..500).contains(&status);
+            self.throttle |= status == 429;
+            self.fault |= (500..600).contains(&status);
+        }
+        self.http.get_or_insert_with(Http::default).response = Some(response);
+        self
+    }
+
+    /// Marks a proxy-level failure (no upstream answer, black-holed request).
+    pub fn with_fault(mut self) -> Self {
+        self.fault = true;
+        self
+    }
+
+    /// Sets `aws.eks`.
+    pub fn with_eks(mut self, pod: Option<String>, cluster_name: Option<String>) -> Self {
+        if pod.is_some() || cluster_name.is_some() {
+            self.aws = Some(Aws {
+                eks: Some(Eks { pod, cluster_name }),
+            });
+        }
+        self
+    }
+
+    /// Adds a string annotation; the key is made legal, the value truncated,
+    /// and annotations past [`MAX_ANNOTATIONS`] are left out.
+    pub fn with_annotation(mut self, key: &str, value: &str) -> Self {
+        if self.annotations.len() < MAX_ANNOTATIONS {
+            self.annotations.insert(
+                sanitize_annotation_key(key),
+                AnnotationValue::String(
+                    truncate_chars(value, MAX_ANNOTATION_VALUE_CHARS).to_owned(),
+                ),
+            );
+        }
+        self
+    }
+
+    /// Adds `metadata.{namespace}.{key} = value`.
+    pub fn with_metadata(mut self, namespace: &str, key: &str, value: &str) -> Self {
+        self.metadata
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Embeds a subsegment.
+    pub fn with_subsegment(mut self, subsegment: Document) -> Self {
+        self.subsegments.push(subsegment.into_embedded());
+        self
+    }
+
+    /// Serialises the document, keeping it within [`MAX_DOCUMENT_BYTES`]: first
+    /// metadata is dropped, then annotations, then the HTTP strings are cut
+    /// short. `None` only if even the stripped document is too large, which
+    /// cannot happen for documents built through this module.
+    pub fn to_json_within_limit(&mut self) -> Option<Vec<u8>> {
+        let shrink_steps: [fn(&mut Document); 3] = [
+            |doc| strip(doc, |d| d.metadata.clear()),
+            |doc| strip(doc, |d| d.annotations.clear()),
+            |doc| {
+                strip(doc, |d| {
+                    if let Some(request) = d.http.as_mut().and_then(|h| h.request.as_mut()) {
+                        for field in [&mut request.url, &mut request.user_agent] {
+                            truncate_field(field, 64);
+                        }
+                    }
+                })
+            },
+        ];
+        let mut json = serde_json::to_vec(self).ok()?;
+        for shrink in shrink_steps {
+            if json.len() <= MAX_DOCUMENT_BYTES {
+                return Some(json);
+            }
+            shrink(self);
+            json = serde_json::to_vec(self).ok()?;
+        }
+        (json.len() <= MAX_DOCUMENT_BYTES).then_some(json)
+    }
+}
+
+/// Applies `step` to a document and all its embedded subsegments.
+fn strip(doc: &mut Document, step: fn(&mut Document)) {
+    step(doc);
+    for sub in &mut doc.subsegments {
+        strip(sub, step);
+    }
+}
+
+fn truncate_field(field: &mut Option<String>, max_chars: usize) {
+    if let Some(text) = field {
+        let cut = truncate_chars(text, max_chars).len();
+        text.truncate(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(v: u64) -> SpanId {
+        SpanId::new(v).unwrap()
+    }
+
+    #[test]
+    fn segment_serialises_as_xray_expects() {
+        let doc = Document::segment(
+            "productpage",
+            span(1),
+            "1-5f000000-000000000000000000000001".into(),
+            1.5,
+        )
+        .with_parent(Some(span(2)))
+        .with_end_time(2.0)
+        .with_http_request(HttpRequest {
+            method: Some("GET".into()),
+            url: Some("http://productpage:9080/productpage".into()),
+            ..HttpRequest::default()
+        })
+        .with_http_response(HttpResponse {
+            status: Some(503),
+            content_length: Some(12),
+        })
+        .with_eks(Some("productpage-v1-abc".into()), None)
+        .with_annotation("istio.namespace", "default")
+        .with_metadata("k8s", "namespace", "default");
+        let json: serde_json::Value = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "productpage",
+                "id": "0000000000000001",
+                "trace_id": "1-5f000000-000000000000000000000001",
+                "parent_id": "0000000000000002",
+                "start_time": 1.5,
+                "end_time": 2.0,
+                "origin": "AWS::EKS::Container",
+                "http": {
+                    "request": {"method": "GET", "url": "http://productpage:9080/productpage"},
+                    "response": {"status": 503, "content_length": 12}
+                },
+                "fault": true,
+                "aws": {"eks": {"pod": "productpage-v1-abc"}},
+                "annotations": {"istio_namespace": "default"},
+                "metadata": {"k8s": {"namespace": "default"}}
+            })
+        );
+    }
+
+    #[test]
+    fn remote_subsegment_has_type_namespace_and_parent() {
+        let doc = Document::remote_subsegment("reviews", span(3), "t".into(), span(1), 1.0);
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["type"], "subsegment");
+        assert_eq!(json["namespace"], "remote");
+        assert_eq!(json["parent_id"], "0000000000000001");
+        assert!(json.get("origin").is_none());
+        let embedded = serde_json::to_value(
+            Document::segment("a", span(9), "t".into(), 1.0).with_subsegment(doc),
+        )
+        .unwrap();
+        assert!(embedded["subsegments"][0].get("type").is_none());
+        assert!(embedded["subsegments"][0].get("trace_id").is_none());
+    }
+
+    #[test]
+    fn status_sets_error_throttle_fault() {
+        for (status, error, throttle, fault) in [
+            (200, false, false, false),
+            (404, true, false, false),
+            (429, true, true, false),
+            (500, false, false, true),
+            (503, false, false, true),
+        ] {
+            let doc =
+                Document::segment("s", span(1), "t".into(), 0.0).with_http_response(HttpResponse {
+                    status: Some(status),
+                    content_length: None,
+                });
+            assert_eq!(
+                (doc.error, doc.throttle, doc.fault),
+                (error, throttle, fault),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_documents_lose_metadata_then_are_truncated() {
+        let mut doc = Document::segment("s", span(1), "t".into(), 0.0)
+            .with_metadata("k8s", "big", &"m".repeat(70_000))
+            .with_annotation("keep", "small");
+        let json = doc.to_json_within_limit().unwrap();
+        assert!(json.len() <= MAX_DOCUMENT_BYTES);
+        assert!(doc.metadata.is_empty());
+        assert_eq!(
+            doc.annotations.len(),
+            1,
+            "annotations kept once metadata made room"
+        );
+
+        let mut many = Document::segment("s", span(1), "t".into(), 0.0);
+        for i in 0..40 {
+            many = many.with_annotation(&format!("k{i}"), &"v".repeat(2_000));
+        }
+        let json = many.to_json_within_limit().unwrap();
+        assert!(json.len() <= MAX_DOCUMENT_BYTES);
+    }
+
+    #[test]
+    fn names_and_fields_are_sanitised() {
+        let doc = Document::segment("bad|name<>", span(1), "t".into(), 0.0)
+            .with_http_request(HttpRequest {
+                url: Some("u".repeat(1000)),
+                ..HttpRequest::default()
+            })
+            .with_annotation("x-user-tier", &"v".repeat(5000));
+        assert_eq!(doc.name, "badname");
+        let url = doc
+            .http
+            .as_ref()
+            .unwrap()
+            .request
+            .as_ref()
+            .unwrap()
+            .url
+            .as_ref()
+            .unwrap();
+        assert_eq!(url.len(), MAX_HTTP_FIELD_CHARS);
+        assert_eq!(
+            doc.annotations["x_user_tier"],
+            AnnotationValue::String("v".repeat(MAX_ANNOTATION_VALUE_CHARS))
+        );
+    }
+}

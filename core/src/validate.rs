@@ -1,0 +1,401 @@
+//! Validation of segment documents, as the relay receives them and as the
+//! tests read them back.
+//!
+//! Structural faults (missing or malformed ids, times, a `type` other than
+//! `subsegment`) reject the document with an error that names the field.
+//! What X-Ray would reject but can be mended without losing meaning is mended:
+//! names are sanitised and truncated, annotation keys made legal, HTTP strings
+//! truncated. The serialised result must fit in [`MAX_DOCUMENT_BYTES`].
+
+use serde_json::{Map, Value};
+
+use crate::ids::{SpanId, TraceId, XrayTraceId};
+use crate::limits::{
+    MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS, is_valid_annotation_key,
+    sanitize_annotation_key, sanitize_name, truncate_chars,
+};
+
+/// Why a document was rejected. The message names the field and what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DocumentError {
+    /// The document is not a JSON object.
+    #[error("document is not a JSON object")]
+    NotAnObject,
+    /// A required field is missing.
+    #[error("missing required field `{0}`")]
+    Missing(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("field `{field}` must be {expected}")]
+    WrongType {
+        /// The field's path.
+        field: String,
+        /// The JSON type it must have.
+        expected: &'static str,
+    },
+    /// `trace_id` is neither an X-Ray id nor a 16/32-hex raw id.
+    #[error(
+        "field `trace_id` is not an X-Ray trace id (1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx) or 32 hex digits: {0:?}"
+    )]
+    TraceId(String),
+    /// An id is not 16 hex digits.
+    #[error("field `{field}` must be 16 hex digits, got {value:?}")]
+    SpanId {
+        /// The field's path.
+        field: String,
+        /// The value seen.
+        value: String,
+    },
+    /// `end_time` lies before `start_time`, or a time is not positive.
+    #[error("field `{field}` is invalid: {reason}")]
+    Time {
+        /// The field's path.
+        field: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// `type` is present but not `subsegment`, or a subsegment lacks `parent_id`.
+    #[error("field `type` must be \"subsegment\" (with a `parent_id`) when present")]
+    Type,
+    /// The document is larger than X-Ray accepts.
+    #[error("document is {bytes} bytes, more than X-Ray's limit of {MAX_DOCUMENT_BYTES}")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+    },
+}
+
+/// The trace a document belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentTrace {
+    /// A complete X-Ray trace id.
+    Xray(XrayTraceId),
+    /// A raw id without a usable epoch, to be resolved through the epoch cache.
+    Foreign(TraceId),
+}
+
+/// A document that passed validation, ready to be sent once its trace id is an X-Ray id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidDocument {
+    /// The document (sanitised).
+    json: Map<String, Value>,
+    /// Its trace.
+    trace: DocumentTrace,
+    /// Its `start_time` in epoch seconds.
+    start_time: f64,
+}
+
+impl ValidDocument {
+    /// The document's trace.
+    pub fn trace(&self) -> &DocumentTrace {
+        &self.trace
+    }
+
+    /// `start_time`, epoch seconds.
+    pub fn start_time(&self) -> f64 {
+        self.start_time
+    }
+
+    /// `id`.
+    pub fn id(&self) -> &str {
+        self.json
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The document as JSON.
+    pub fn json(&self) -> &Map<String, Value> {
+        &self.json
+    }
+
+    /// Replaces the trace id, after the relay resolved a foreign id's epoch.
+    pub fn set_trace_id(&mut self, id: &XrayTraceId) {
+        self.trace = DocumentTrace::Xray(*id);
+        self.json
+            .insert("trace_id".to_owned(), Value::String(id.to_string()));
+    }
+
+    /// The JSON text to send to X-Ray.
+    pub fn to_json_string(&self) -> String {
+        Value::Object(self.json.clone()).to_string()
+    }
+}
+
+/// Parses a document's `trace_id`.
+///
+/// # Errors
+/// [`DocumentError::TraceId`] when it is neither form.
+pub fn parse_trace_id(text: &str) -> Result<DocumentTrace, DocumentError> {
+    if let Ok(xray) = text.parse::<XrayTraceId>() {
+        return Ok(DocumentTrace::Xray(xray));
+    }
+    TraceId::from_hex(text)
+        .map(DocumentTrace::Foreign)
+        .map_err(|_| DocumentError::TraceId(truncate_chars(text, 80).to_owned()))
+}
+
+/// Validates and mends one document.
+///
+/// # Errors
+/// The first [`DocumentError`] found.
+pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
+    let Value::Object(mut json) = value else {
+        return Err(DocumentError::NotAnObject);
+    };
+    let trace_text = required_str(&json, "trace_id", "trace_id")?;
+    let trace = parse_trace_id(trace_text)?;
+    if let Some(kind) = json.get("type")
+        && (kind.as_str() != Some("subsegment") || !json.contains_key("parent_id"))
+    {
+        return Err(DocumentError::Type);
+    }
+    let start_time = check_body(&mut json, "")?;
+    let bytes = Value::Object(json.clone()).to_string().len();
+    if bytes > MAX_DOCUMENT_BYTES {
+        return Err(DocumentError::TooLarge { bytes });
+    }
+    Ok(ValidDocument {
+        json,
+        trace,
+        start_time,
+    })
+}
+
+/// Checks and mends what segments and embedded subsegments share; returns `start_time`.
+fn check_body(json: &mut Map<String, Value>, path: &str) -> Result<f64, DocumentError> {
+    let name = required_str(json, "name", "name")?;
+    let clean = sanitize_name(name);
+    if clean != name {
+        json.insert("name".to_owned(), Value::String(clean));
+    }
+    let id = required_str(json, "id", "id")?;
+    check_span_id(id, &format!("{path}id"))?;
+    if let Some(parent) = json.get("parent_id") {
+        let parent = parent
+            .as_str()
+            .ok_or_else(|| wrong_type(path, "parent_id", "a string"))?;
+        check_span_id(parent, &format!("{path}parent_id"))?;
+    }
+    let start = json
+        .get("start_time")
+        .ok_or(DocumentError::Missing("start_time"))?
+        .as_f64()
+        .ok_or_else(|| wrong_type(path, "start_time", "a number (epoch seconds)"))?;
+    if start <= 0.0 {
+        return Err(DocumentError::Time {
+            field: format!("{path}start_time"),
+            reason: "must be positive epoch seconds",
+        });
+    }
+    match json.get("end_time") {
+        Some(end) => {
+            let end = end
+                .as_f64()
+                .ok_or_else(|| wrong_type(path, "end_time", "a number (epoch seconds)"))?;
+            if end < start {
+                return Err(DocumentError::Time {
+                    field: format!("{path}end_time"),
+                    reason: "lies before start_time",
+                });
+            }
+        }
+        None if json.get("in_progress") == Some(&Value::Bool(true)) => {}
+        None => return Err(DocumentError::Missing("end_time (or in_progress: true)")),
+    }
+    if let Some(Value::Object(http)) = json.get_mut("http")
+        && let Some(Value::Object(request)) = http.get_mut("request")
+    {
+        for field in ["method", "url", "user_agent", "client_ip"] {
+            if let Some(Value::String(text)) = request.get_mut(field) {
+                let cut = truncate_chars(text, MAX_HTTP_FIELD_CHARS).len();
+                text.truncate(cut);
+            }
+        }
+    }
+    if let Some(annotations) = json.get_mut("annotations") {
+        let Value::Object(map) = annotations else {
+            return Err(wrong_type(path, "annotations", "an object"));
+        };
+        mend_annotations(map);
+    }
+    if let Some(subsegments) = json.get_mut("subsegments") {
+        let Value::Array(items) = subsegments else {
+            return Err(wrong_type(path, "subsegments", "an array"));
+        };
+        for (index, item) in items.iter_mut().enumerate() {
+            let Value::Object(sub) = item else {
+                return Err(wrong_type(
+                    path,
+                    &format!("subsegments[{index}]"),
+                    "an object",
+                ));
+            };
+            check_body(sub, &format!("{path}subsegments[{index}]."))?;
+        }
+    }
+    Ok(start)
+}
+
+/// Makes keys legal, truncates strings, drops values X-Ray cannot index.
+fn mend_annotations(map: &mut Map<String, Value>) {
+    let needs_work = map.iter().any(|(key, value)| {
+        !is_valid_annotation_key(key)
+            || !matches!(value, Value::String(s) if s.chars().count() <= MAX_ANNOTATION_VALUE_CHARS)
+                && !matches!(value, Value::Bool(_) | Value::Number(_))
+    });
+    if !needs_work {
+        return;
+    }
+    let old = std::mem::take(map);
+    for (key, value) in old {
+        let value = match value {
+            Value::String(s) => {
+                Value::String(truncate_chars(&s, MAX_ANNOTATION_VALUE_CHARS).to_owned())
+            }
+            Value::Bool(_) | Value::Number(_) => value,
+            _ => continue,
+        };
+        map.insert(sanitize_annotation_key(&key), value);
+    }
+}
+
+fn required_str<'a>(
+    json: &'a Map<String, Value>,
+    key: &'static str,
+    field: &str,
+) -> Result<&'a str, DocumentError> {
+    json.get(key)
+        .ok_or(DocumentError::Missing(key))?
+        .as_str()
+        .ok_or_else(|| DocumentError::WrongType {
+            field: field.to_owned(),
+            expected: "a string",
+        })
+}
+
+fn check_span_id(text: &str, field: &str) -> Result<(), DocumentError> {
+    SpanId::from_hex(text)
+        .map(|_| ())
+        .map_err(|_| DocumentError::SpanId {
+            field: field.to_owned(),
+            value: truncate_chars(text, 40).to_owned(),
+        })
+}
+
+fn wrong_type(path: &str, field: &str, expected: &'static str) -> DocumentError {
+    DocumentError::WrongType {
+        field: format!("{path}{field}"),
+        expected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({
+            "name": "reviews",
+            "id": "70de5b6f19ff9a0a",
+            "trace_id": "1-581cf771-a006649127e371903a2de979",
+            "start_time": 1.478293361271e9,
+            "end_time": 1.478293361449e9
+        })
+    }
+
+    #[test]
+    fn accepts_a_minimal_segment() {
+        let doc = validate_document(good()).unwrap();
+        assert!(matches!(doc.trace(), DocumentTrace::Xray(_)));
+        assert_eq!(doc.id(), "70de5b6f19ff9a0a");
+    }
+
+    #[test]
+    fn foreign_ids_are_accepted_and_resolvable() {
+        let mut v = good();
+        v["trace_id"] = json!("0000000000000000463ac35c9f6413ad");
+        let mut doc = validate_document(v).unwrap();
+        let DocumentTrace::Foreign(raw) = *doc.trace() else {
+            panic!()
+        };
+        doc.set_trace_id(&raw.with_epoch(0x581c_f771));
+        assert_eq!(
+            doc.json()["trace_id"],
+            "1-581cf771-00000000463ac35c9f6413ad"
+        );
+    }
+
+    #[test]
+    fn rejects_structural_faults_naming_the_field() {
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("id");
+                }),
+                "missing required field `id`",
+            ),
+            (
+                Box::new(|v| v["id"] = json!("xyz")),
+                "field `id` must be 16 hex digits",
+            ),
+            (
+                Box::new(|v| v["trace_id"] = json!("1-abc")),
+                "field `trace_id`",
+            ),
+            (Box::new(|v| v["end_time"] = json!(1.0)), "end_time"),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("end_time");
+                }),
+                "in_progress",
+            ),
+            (
+                Box::new(|v| v["type"] = json!("subsegment")),
+                "field `type`",
+            ),
+            (
+                Box::new(|v| v["start_time"] = json!("yesterday")),
+                "start_time",
+            ),
+            (
+                Box::new(|v| {
+                    v["subsegments"] =
+                        json!([{"name": "x", "id": "1", "start_time": 1.0, "end_time": 2.0}])
+                }),
+                "subsegments[0].id",
+            ),
+            (
+                Box::new(|v| v["metadata"] = json!({"big": "x".repeat(70_000)})),
+                "limit of 65536",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut v = good();
+            mutate(&mut v);
+            let err = validate_document(v).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should contain {expected}");
+        }
+        assert_eq!(
+            validate_document(json!([1])).unwrap_err(),
+            DocumentError::NotAnObject
+        );
+    }
+
+    #[test]
+    fn mends_names_annotations_and_http_strings() {
+        let mut v = good();
+        v["name"] = json!("bad|name");
+        v["annotations"] = json!({"a-b": "x", "ok": 1, "nested": {"no": 1}});
+        v["http"] = json!({"request": {"url": "u".repeat(300)}});
+        let doc = validate_document(v).unwrap();
+        let json = doc.json();
+        assert_eq!(json["name"], "badname");
+        assert_eq!(json["annotations"], json!({"a_b": "x", "ok": 1}));
+        assert_eq!(
+            json["http"]["request"]["url"].as_str().unwrap().len(),
+            MAX_HTTP_FIELD_CHARS
+        );
+    }
+}
