@@ -1,0 +1,74 @@
+//! Envoy's response flags (`response.flags`, a bit vector) as the short codes
+//! users know from access logs (`UF`, `UH`, `NR`, `URX`, …) and what they mean
+//! for X-Ray's `fault`/`error`/`throttle`.
+
+/// The codes in bit order (Envoy's `CoreResponseFlag`).
+const CODES: [&str; 30] = [
+    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
+    "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",
+    "UDO",
+];
+
+/// Codes that mean the proxy or the upstream failed: X-Ray `fault`.
+const FAULT_CODES: [&str; 17] = [
+    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "URX", "SI", "UMSDR", "DT", "UPE", "NC",
+    "OM", "DF",
+];
+
+/// Codes that mean the request was rate limited: X-Ray `throttle`.
+const THROTTLE_CODES: [&str; 2] = ["RL", "RLSE"];
+
+/// Decoded response flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResponseFlags(pub u64);
+
+impl ResponseFlags {
+    /// The codes set, in bit order.
+    pub fn codes(self) -> impl Iterator<Item = &'static str> {
+        CODES
+            .iter()
+            .enumerate()
+            .filter(move |(bit, _)| self.0 & (1u64 << bit) != 0)
+            .map(|(_, code)| *code)
+    }
+
+    /// The codes joined by commas, as Envoy's access log prints them; `None` when no flag is set.
+    pub fn to_label(self) -> Option<String> {
+        (self.0 != 0).then(|| self.codes().collect::<Vec<_>>().join(","))
+    }
+
+    /// Whether any flag means a failure of the proxy or upstream.
+    pub fn is_fault(self) -> bool {
+        self.codes().any(|c| FAULT_CODES.contains(&c))
+    }
+
+    /// Whether any flag means rate limiting.
+    pub fn is_throttle(self) -> bool {
+        self.codes().any(|c| THROTTLE_CODES.contains(&c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_flags_users_see_in_access_logs() {
+        let cases = [
+            (0x2, "UH", true, false),
+            (0x20, "UF", true, false),
+            (0x100, "NR", true, false),
+            (0x8000, "URX", true, false),
+            (0x20 | 0x8000, "UF,URX", true, false),
+            (0x800, "RL", false, true),
+            (0x4000, "DC", false, false),
+        ];
+        for (bits, label, fault, throttle) in cases {
+            let flags = ResponseFlags(bits);
+            assert_eq!(flags.to_label().as_deref(), Some(label));
+            assert_eq!(flags.is_fault(), fault, "{label}");
+            assert_eq!(flags.is_throttle(), throttle, "{label}");
+        }
+        assert_eq!(ResponseFlags(0).to_label(), None);
+    }
+}

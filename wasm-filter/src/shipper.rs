@@ -1,0 +1,175 @@
+//! The per-worker buffer of finished documents and the posts to the relay.
+//!
+//! Documents wait in a bounded queue; the root context's tick sends them in
+//! batches with `dispatch_http_call`, which never blocks a request. When the
+//! relay is slow or down the queue fills and new documents are dropped and
+//! counted: the filter never holds more than [`FilterConfig::max_buffered`]
+//! documents (and [`MAX_BUFFERED_BYTES`]) plus the posts in flight.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Deserialize;
+
+use crate::config::FilterConfig;
+use crate::host::Host;
+use crate::metrics::{DropReason, Metrics};
+use crate::tracer::BATCH_MARKER_HEADER;
+
+/// Most bytes buffered per worker, whatever the document count.
+pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
+/// Most bytes in one post to the relay (at least one document is always sent).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The relay's answer to a post (`POST /v1/segments`).
+#[derive(Debug, Deserialize)]
+struct RelayAnswer {
+    accepted: usize,
+    #[serde(default)]
+    rejected: Vec<serde_json::Value>,
+}
+
+/// Buffer and in-flight posts of one worker VM.
+#[derive(Debug, Default)]
+pub struct Shipper {
+    /// Serialised documents waiting to be sent, oldest first.
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes in `queue`.
+    queued_bytes: usize,
+    /// Documents per post in flight, by call token.
+    in_flight: HashMap<u32, usize>,
+    /// When the queue was last flushed, ns since the epoch.
+    last_flush_nanos: u64,
+}
+
+impl Shipper {
+    /// Documents waiting.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Posts in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Adds a document; drops it (counted) when the buffer is full.
+    pub fn push(
+        &mut self,
+        host: &impl Host,
+        config: &FilterConfig,
+        metrics: &Metrics,
+        document: Vec<u8>,
+    ) {
+        metrics.emitted(host, 1);
+        if self.queue.len() >= config.max_buffered
+            || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
+        {
+            metrics.dropped(host, DropReason::BufferFull, 1);
+            return;
+        }
+        self.queued_bytes += document.len();
+        self.queue.push_back(document);
+    }
+
+    /// Timer: sends full batches at once, and everything once the flush interval has passed.
+    pub fn on_tick(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics) {
+        let now = host.now_nanos().unwrap_or_default();
+        let interval_passed =
+            now.saturating_sub(self.last_flush_nanos) >= config.flush_interval.as_nanos() as u64;
+        if interval_passed {
+            self.last_flush_nanos = now;
+        }
+        while self.in_flight.len() < config.max_in_flight
+            && (self.queue.len() >= config.max_batch || (interval_passed && !self.queue.is_empty()))
+        {
+            self.send_batch(host, config, metrics);
+        }
+    }
+
+    /// Takes one batch off the queue and posts it.
+    fn send_batch(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics) {
+        let mut body = Vec::with_capacity(MAX_BATCH_BYTES.min(self.queued_bytes + 2));
+        body.push(b'[');
+        let mut count = 0;
+        while let Some(next) = self.queue.front() {
+            if count == config.max_batch
+                || (count > 0 && body.len() + next.len() + 2 > MAX_BATCH_BYTES)
+            {
+                break;
+            }
+            let Some(document) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= document.len();
+            if count > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&document);
+            count += 1;
+        }
+        body.push(b']');
+        let headers = [
+            (":method", "POST"),
+            (":path", config.relay_path.as_str()),
+            (":authority", config.relay_authority.as_str()),
+            ("content-type", "application/json"),
+            (BATCH_MARKER_HEADER, "1"),
+        ];
+        match host.dispatch_http_call(&config.relay_cluster, &headers, &body, config.relay_timeout)
+        {
+            Ok(token) => {
+                self.in_flight.insert(token, count);
+            }
+            Err(e) => {
+                log::warn!(
+                    "meshray: cannot post to relay cluster {:?}: {e}",
+                    config.relay_cluster
+                );
+                metrics.dropped(host, DropReason::RelayUnavailable, count);
+            }
+        }
+    }
+
+    /// The relay answered a post (or the call failed: no status).
+    pub fn on_response(
+        &mut self,
+        host: &impl Host,
+        metrics: &Metrics,
+        token: u32,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+    ) {
+        let Some(count) = self.in_flight.remove(&token) else {
+            return;
+        };
+        match status {
+            Some(200..=299) => {
+                let answer = body.and_then(|b| serde_json::from_slice::<RelayAnswer>(b).ok());
+                match answer {
+                    Some(answer) => {
+                        metrics.sent(host, answer.accepted);
+                        if !answer.rejected.is_empty() {
+                            log::warn!(
+                                "meshray: relay rejected {} documents: {}",
+                                answer.rejected.len(),
+                                answer.rejected[0]
+                            );
+                            metrics.dropped(host, DropReason::Rejected, answer.rejected.len());
+                        }
+                    }
+                    None => metrics.sent(host, count),
+                }
+            }
+            Some(429 | 503) => {
+                log::info!("meshray: relay busy, dropped a batch of {count}");
+                metrics.dropped(host, DropReason::RelayBusy, count);
+            }
+            other => {
+                log::info!(
+                    "meshray: relay post failed (status {other:?}), dropped a batch of {count}"
+                );
+                metrics.dropped(host, DropReason::RelayUnavailable, count);
+            }
+        }
+    }
+}

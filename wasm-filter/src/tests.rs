@@ -1,0 +1,507 @@
+//! Native tests of the request logic and the shipper against [`FakeHost`]:
+//! whole requests as a sidecar sees them, from request headers to the document.
+
+use meshray_core::ids::TraceId;
+use serde_json::Value;
+
+use crate::config::FilterConfig;
+use crate::host::FakeHost;
+use crate::metrics::Metrics;
+use crate::shipper::Shipper;
+use crate::tracer::{self, ActiveSpan, Random, Role};
+use crate::workload::Workload;
+
+const NOW: u64 = 1_764_000_000;
+const INBOUND: &str = "inbound|9080||";
+const TO_REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
+
+/// Deterministic randomness: counts up.
+struct Counter(u64);
+
+impl Random for Counter {
+    fn next_u64(&mut self) -> u64 {
+        self.0 += 1;
+        self.0 * 0x1111
+    }
+    fn next_f64(&mut self) -> f64 {
+        0.5
+    }
+}
+
+fn pod(cluster: &str) -> FakeHost {
+    FakeHost::at(NOW)
+        .with_property("xds.cluster_name", cluster)
+        .with_property("xds.node.metadata.WORKLOAD_NAME", "productpage-v1")
+        .with_property("xds.node.metadata.NAMESPACE", "default")
+        .with_property("xds.node.metadata.NAME", "productpage-v1-abc")
+        .with_property("xds.node.metadata.SERVICE_ACCOUNT", "bookinfo-productpage")
+        .with_property(
+            "xds.node.metadata.LABELS.service.istio.io/canonical-name",
+            "productpage",
+        )
+        .with_property(
+            "xds.node.metadata.LABELS.service.istio.io/canonical-revision",
+            "v1",
+        )
+        .with_int_property("request.time", (NOW * 1_000_000_000) as i64)
+        .with_int_property("request.duration", 12_500_000)
+        .with_int_property("response.code", 200)
+        .with_int_property("response.size", 42)
+        .with_property("source.address", "10.0.0.7:51234")
+        .with_header(":method", "GET")
+        .with_header(":scheme", "http")
+        .with_header(":path", "/productpage")
+}
+
+/// The same pod (shared data, counters) seeing another request on another cluster.
+fn same_pod(other: &FakeHost, cluster: &str) -> FakeHost {
+    let mut next = pod(cluster);
+    next.shared = other.shared.clone();
+    next.counters = other.counters.clone();
+    next.counter_names = other.counter_names.clone();
+    next
+}
+
+struct Sidecar {
+    config: FilterConfig,
+    workload: Workload,
+    metrics: Metrics,
+    random: Counter,
+}
+
+impl Sidecar {
+    fn new(host: &FakeHost, config: FilterConfig) -> Self {
+        Self {
+            workload: Workload::read(host, &config),
+            metrics: Metrics::define(host),
+            config,
+            random: Counter(0),
+        }
+    }
+
+    fn headers(&mut self, host: &FakeHost) -> Option<ActiveSpan> {
+        tracer::on_request_headers(host, &self.config, &self.metrics, &mut self.random)
+    }
+
+    fn request(&mut self, host: &FakeHost) -> Option<Value> {
+        let span = self.headers(host)?;
+        let json = tracer::on_log(host, span, &self.workload, &self.metrics)?;
+        Some(serde_json::from_slice(&json).unwrap())
+    }
+}
+
+#[test]
+fn inbound_root_mints_an_epoch_id_and_emits_a_full_segment() {
+    let host = pod(INBOUND)
+        .with_header(":authority", "productpage:9080")
+        .with_header("user-agent", "curl/8");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+
+    let trace_id = doc["trace_id"].as_str().unwrap();
+    assert!(trace_id.starts_with(&format!("1-{NOW:08x}-")), "{trace_id}");
+    assert_eq!(doc["name"], "productpage");
+    assert!(doc.get("parent_id").is_none(), "a root has no parent");
+    assert!(doc.get("type").is_none());
+    assert_eq!(doc["origin"], "AWS::EKS::Container");
+    assert_eq!(doc["start_time"].as_f64().unwrap(), NOW as f64);
+    assert_eq!(doc["end_time"].as_f64().unwrap(), NOW as f64 + 0.0125);
+    assert_eq!(
+        doc["http"]["request"]["url"],
+        "http://productpage:9080/productpage"
+    );
+    assert_eq!(doc["http"]["request"]["client_ip"], "10.0.0.7");
+    assert_eq!(doc["http"]["request"]["user_agent"], "curl/8");
+    assert_eq!(doc["http"]["response"]["status"], 200);
+    assert_eq!(doc["http"]["response"]["content_length"], 42);
+    assert_eq!(doc["annotations"]["istio_canonical_service"], "productpage");
+    assert_eq!(doc["annotations"]["istio_canonical_revision"], "v1");
+    assert_eq!(doc["annotations"]["istio_namespace"], "default");
+    assert_eq!(
+        doc["metadata"]["k8s"]["service_account"],
+        "bookinfo-productpage"
+    );
+    assert_eq!(doc["aws"]["eks"]["pod"], "productpage-v1-abc");
+
+    // The app sees our segment as parent in every format a mesh app forwards.
+    let id = doc["id"].as_str().unwrap();
+    assert_eq!(host.header("x-b3-spanid").as_deref(), Some(id));
+    assert!(host.header("traceparent").unwrap().contains(id));
+    let amzn = host.header("x-amzn-trace-id").unwrap();
+    assert_eq!(amzn, format!("Root={trace_id};Parent={id};Sampled=1"));
+    assert_eq!(host.counter("meshray_headers_malformed_total"), 0);
+}
+
+#[test]
+fn request_phase_reads_only_the_cluster_name() {
+    let host = pod(TO_REVIEWS).with_header(":authority", "reviews:9080");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    host.property_reads.borrow_mut().clear();
+    sidecar.headers(&host).unwrap();
+    assert_eq!(*host.property_reads.borrow(), ["xds.cluster_name"]);
+}
+
+#[test]
+fn outbound_call_links_to_the_pods_segment_even_when_b3_was_rewritten() {
+    let inbound = pod(INBOUND)
+        .with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
+        .with_header("x-b3-spanid", "e457b5a2e4d86bd1")
+        .with_header("x-b3-sampled", "1");
+    let mut sidecar = Sidecar::new(&inbound, FilterConfig::default());
+    let segment = sidecar.request(&inbound).unwrap();
+    assert_eq!(segment["parent_id"], "e457b5a2e4d86bd1");
+    // Only the span id changed among the B3 headers.
+    let writes: Vec<String> = inbound
+        .header_writes
+        .borrow()
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert_eq!(writes, ["x-amzn-trace-id", "x-b3-spanid"]);
+
+    // Envoy's Zipkin tracer replaced x-b3-spanid with its own span; the app forwarded that.
+    let outbound = same_pod(&inbound, TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
+        .with_header("x-b3-spanid", "00000000000000aa")
+        .with_header("x-b3-sampled", "1");
+    let call = sidecar.request(&outbound).unwrap();
+    assert_eq!(call["type"], "subsegment");
+    assert_eq!(call["namespace"], "remote");
+    assert_eq!(call["name"], "reviews");
+    assert_eq!(call["parent_id"], segment["id"]);
+    assert_eq!(call["trace_id"], segment["trace_id"]);
+    assert_eq!(
+        call["metadata"]["istio"]["destination_namespace"],
+        "default"
+    );
+    // The callee reads x-amzn-trace-id first: it names our subsegment.
+    let amzn = outbound.header("x-amzn-trace-id").unwrap();
+    assert!(
+        amzn.contains(&format!("Parent={}", call["id"].as_str().unwrap())),
+        "{amzn}"
+    );
+}
+
+#[test]
+fn outbound_without_a_segment_becomes_a_client_segment() {
+    let host = pod(TO_REVIEWS).with_header(":authority", "reviews:9080");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(doc["name"], "productpage");
+    assert!(doc.get("type").is_none());
+    let call = &doc["subsegments"][0];
+    assert_eq!(call["name"], "reviews");
+    assert_eq!(call["namespace"], "remote");
+    let amzn = host.header("x-amzn-trace-id").unwrap();
+    assert!(amzn.contains(&format!("Parent={}", call["id"].as_str().unwrap())));
+}
+
+#[test]
+fn xray_instrumented_apps_parent_wins_on_outbound() {
+    let host = pod(TO_REVIEWS).with_header(
+        "x-amzn-trace-id",
+        &format!("Root=1-{NOW:08x}-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"),
+    );
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(doc["type"], "subsegment");
+    assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
+    assert_eq!(
+        doc["trace_id"],
+        format!("1-{NOW:08x}-0123456789abcdef01234567")
+    );
+}
+
+#[test]
+fn load_balancer_root_becomes_the_trace_id() {
+    let host = pod(INBOUND).with_header(
+        "x-amzn-trace-id",
+        &format!(
+            "Self=1-{NOW:08x}-aaaaaaaaaaaaaaaaaaaaaaaa;Root=1-{NOW:08x}-abcdef012345678912345678"
+        ),
+    );
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(
+        doc["trace_id"],
+        format!("1-{NOW:08x}-abcdef012345678912345678")
+    );
+    assert!(doc.get("parent_id").is_none());
+}
+
+#[test]
+fn unsampled_callers_get_nothing_emitted_and_headers_untouched() {
+    for (name, value) in [
+        ("x-b3-sampled", "0"),
+        ("b3", "0"),
+        ("b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-0"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+        ),
+    ] {
+        let host = pod(INBOUND).with_header(name, value);
+        let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+        assert!(sidecar.headers(&host).is_none(), "{name}: {value}");
+        assert!(host.header_writes.borrow().is_empty(), "{name}: {value}");
+    }
+}
+
+#[test]
+fn b3_debug_flag_forces_sampling() {
+    let host = pod(INBOUND)
+        .with_header("x-b3-traceid", "463ac35c9f6413ad")
+        .with_header("x-b3-spanid", "a2fb4a1d1a96d312")
+        .with_header("x-b3-flags", "1");
+    let config = FilterConfig {
+        sampling_rate: 0.0,
+        ..FilterConfig::default()
+    };
+    let mut sidecar = Sidecar::new(&host, config);
+    assert!(sidecar.request(&host).is_some());
+}
+
+#[test]
+fn roots_follow_the_sampling_rate_and_propagate_the_no() {
+    let host = pod(INBOUND);
+    let config = FilterConfig {
+        sampling_rate: 0.25,
+        ..FilterConfig::default()
+    };
+    let mut sidecar = Sidecar::new(&host, config);
+    assert!(sidecar.headers(&host).is_none(), "0.5 >= 0.25: not sampled");
+    assert!(
+        host.header("x-amzn-trace-id")
+            .unwrap()
+            .ends_with("Sampled=0")
+    );
+    assert_eq!(host.header("x-b3-sampled").as_deref(), Some("0"));
+    assert!(host.header("traceparent").unwrap().ends_with("-00"));
+}
+
+#[test]
+fn malformed_headers_are_counted_and_ignored() {
+    let host = pod(INBOUND)
+        .with_header("traceparent", "00-nothex-b7ad6b7169203331-01")
+        .with_header_bytes("b3", &[0xff, 0xfe])
+        .with_header("x-b3-traceid", "463ac35c9f6413ad")
+        .with_header("x-b3-spanid", "a2fb4a1d1a96d312");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(doc["parent_id"], "a2fb4a1d1a96d312");
+    assert_eq!(host.counter("meshray_headers_malformed_total"), 2);
+    let writes: Vec<String> = host
+        .header_writes
+        .borrow()
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert!(
+        !writes.contains(&"traceparent".to_owned()),
+        "malformed header left alone: {writes:?}"
+    );
+}
+
+#[test]
+fn foreign_64_bit_ids_are_sent_raw_and_kept_in_headers() {
+    let host = pod(INBOUND)
+        .with_header("x-b3-traceid", "463ac35c9f6413ad")
+        .with_header("x-b3-spanid", "a2fb4a1d1a96d312");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(doc["trace_id"], "0000000000000000463ac35c9f6413ad");
+    assert_eq!(
+        host.header("x-b3-traceid").as_deref(),
+        Some("463ac35c9f6413ad")
+    );
+    assert_eq!(host.header("x-b3-sampled").as_deref(), Some("1"));
+}
+
+#[test]
+fn response_flags_and_status_mark_faults() {
+    let host = pod(TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_int_property("response.code", 503)
+        .with_int_property("response.flags", 0x20 | 0x8000);
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    let call = &doc["subsegments"][0];
+    assert_eq!(call["fault"], true);
+    assert_eq!(call["annotations"]["response_flags"], "UF,URX");
+    assert_eq!(doc["fault"], true);
+
+    let blackhole = pod("BlackHoleCluster")
+        .with_header(":authority", "blocked.example.com")
+        .with_int_property("response.code", 502);
+    let doc = sidecar.request(&blackhole).unwrap();
+    assert_eq!(doc["subsegments"][0]["name"], "blocked.example.com");
+    assert_eq!(doc["subsegments"][0]["fault"], true);
+
+    let throttled = pod(INBOUND).with_int_property("response.code", 429);
+    let doc = sidecar.request(&throttled).unwrap();
+    assert_eq!(
+        (doc["error"].clone(), doc["throttle"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+}
+
+#[test]
+fn configured_headers_become_annotations() {
+    let host = pod(INBOUND).with_header("x-user-tier", "gold");
+    let config = FilterConfig {
+        annotate_headers: vec!["x-user-tier".into()],
+        cluster_name: Some("prod-eks".into()),
+        ..FilterConfig::default()
+    };
+    let mut sidecar = Sidecar::new(&host, config);
+    let doc = sidecar.request(&host).unwrap();
+    assert_eq!(doc["annotations"]["x_user_tier"], "gold");
+    assert_eq!(doc["aws"]["eks"]["cluster_name"], "prod-eks");
+}
+
+#[test]
+fn the_filters_own_posts_are_not_traced() {
+    let host = pod(INBOUND).with_header("x-meshray-batch", "1");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    assert!(sidecar.headers(&host).is_none());
+    assert!(host.header_writes.borrow().is_empty());
+}
+
+#[test]
+fn unknown_clusters_fall_back_to_listener_direction() {
+    let host = pod("static-upstream")
+        .with_int_property("xds.listener_direction", 2)
+        .with_header(":authority", "api.example.com:443");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let span = sidecar.headers(&host).unwrap();
+    assert!(
+        matches!(span.role, Role::ClientSegment { ref remote, .. } if remote.name == "api.example.com")
+    );
+}
+
+// === shipper ===
+
+fn shipper_setup(max_batch: usize, max_buffered: usize) -> (FakeHost, FilterConfig, Metrics) {
+    let host = FakeHost::at(NOW);
+    let config = FilterConfig {
+        max_batch,
+        max_buffered,
+        ..FilterConfig::default()
+    };
+    let metrics = Metrics::define(&host);
+    (host, config, metrics)
+}
+
+#[test]
+fn full_buffer_drops_newest_and_counts() {
+    let (host, config, metrics) = shipper_setup(2, 3);
+    let mut shipper = Shipper::default();
+    for i in 0..5 {
+        shipper.push(
+            &host,
+            &config,
+            &metrics,
+            format!("{{\"n\":{i}}}").into_bytes(),
+        );
+    }
+    assert_eq!(shipper.queued(), 3);
+    assert_eq!(host.counter("meshray_segments_emitted_total"), 5);
+    assert_eq!(host.counter("meshray_segments_dropped_total"), 2);
+    assert_eq!(
+        host.counter("meshray_segments_dropped_buffer_full_total"),
+        2
+    );
+}
+
+#[test]
+fn tick_sends_batches_to_the_relay_cluster() {
+    let (host, config, metrics) = shipper_setup(2, 10);
+    let mut shipper = Shipper::default();
+    for i in 0..5 {
+        shipper.push(
+            &host,
+            &config,
+            &metrics,
+            format!("{{\"n\":{i}}}").into_bytes(),
+        );
+    }
+    shipper.on_tick(&host, &config, &metrics);
+    let dispatched = host.dispatched.borrow();
+    assert_eq!(
+        dispatched.len(),
+        3,
+        "batches of 2, 2, 1 after the flush interval"
+    );
+    assert_eq!(dispatched[0].cluster, config.relay_cluster);
+    assert_eq!(dispatched[0].body, br#"[{"n":0},{"n":1}]"#);
+    assert!(
+        dispatched[0]
+            .headers
+            .contains(&(":path".into(), "/v1/segments".into()))
+    );
+    assert!(
+        dispatched[0]
+            .headers
+            .contains(&(":authority".into(), config.relay_authority.clone()))
+    );
+    drop(dispatched);
+
+    shipper.on_response(
+        &host,
+        &metrics,
+        1,
+        Some(200),
+        Some(br#"{"accepted":1,"rejected":[{"index":1,"error":"bad"}]}"#),
+    );
+    shipper.on_response(&host, &metrics, 2, None, None);
+    shipper.on_response(&host, &metrics, 3, Some(503), None);
+    assert_eq!(host.counter("meshray_segments_sent_total"), 1);
+    assert_eq!(host.counter("meshray_segments_dropped_rejected_total"), 1);
+    assert_eq!(
+        host.counter("meshray_segments_dropped_relay_unavailable_total"),
+        2
+    );
+    assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 1);
+    assert_eq!(shipper.in_flight(), 0);
+}
+
+#[test]
+fn in_flight_limit_keeps_documents_buffered() {
+    let (host, mut config, metrics) = shipper_setup(1, 10);
+    config.max_in_flight = 2;
+    let mut shipper = Shipper::default();
+    for _ in 0..5 {
+        shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    }
+    shipper.on_tick(&host, &config, &metrics);
+    assert_eq!(shipper.in_flight(), 2);
+    assert_eq!(shipper.queued(), 3);
+}
+
+#[test]
+fn failed_dispatch_drops_and_counts() {
+    let (mut host, config, metrics) = shipper_setup(10, 10);
+    host.dispatch_fails = true;
+    let mut shipper = Shipper::default();
+    shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    shipper.on_tick(&host, &config, &metrics);
+    assert_eq!(
+        host.counter("meshray_segments_dropped_relay_unavailable_total"),
+        1
+    );
+    assert_eq!(shipper.queued(), 0);
+}
+
+#[test]
+fn minted_ids_carry_the_epoch() {
+    let host = pod(INBOUND);
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let span = sidecar.headers(&host).unwrap();
+    assert_eq!(span.trace_id.embedded_epoch(NOW), Some(NOW as u32));
+    assert_ne!(span.trace_id, TraceId::mint(NOW as u32, 0));
+}
