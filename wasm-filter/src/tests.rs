@@ -253,6 +253,29 @@ fn unsampled_callers_get_nothing_emitted_and_headers_untouched() {
 }
 
 #[test]
+fn a_no_written_by_envoys_tracer_does_not_cut_a_trace_meshray_sampled() {
+    // Inbound: meshray samples the root; Envoy's Zipkin tracer (at 1 %) then tells the app "x-b3-sampled: 0".
+    let inbound = pod(INBOUND);
+    let mut sidecar = Sidecar::new(&inbound, FilterConfig::default());
+    let segment = sidecar.request(&inbound).unwrap();
+    let trace_hex = inbound.header("x-b3-traceid").unwrap();
+    let outbound = same_pod(&inbound, TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_header("x-b3-traceid", &trace_hex)
+        .with_header("x-b3-spanid", "00000000000000aa")
+        .with_header("x-b3-sampled", "0");
+    let call = sidecar.request(&outbound).unwrap();
+    assert_eq!(call["parent_id"], segment["id"]);
+    assert_eq!(outbound.header("x-b3-sampled").as_deref(), Some("1"));
+    assert!(
+        outbound
+            .header("x-amzn-trace-id")
+            .unwrap()
+            .ends_with("Sampled=1")
+    );
+}
+
+#[test]
 fn b3_debug_flag_forces_sampling() {
     let host = pod(INBOUND)
         .with_header("x-b3-traceid", "463ac35c9f6413ad")

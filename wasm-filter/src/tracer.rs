@@ -175,21 +175,29 @@ pub fn on_request_headers(
             log::debug!("meshray: ignoring {} header: {error}", format.label());
         }
     }
-    if extracted.sampling == Some(false) {
+    let now_nanos = host.now_nanos().unwrap_or_default();
+    let now_secs = now_nanos / 1_000_000_000;
+    // A "no" from the caller is final, unless this pod already records a segment
+    // of the trace: then meshray sampled it at the inbound side, and the "no"
+    // was written by a tracer between (Envoy's Zipkin tracer at a lower rate).
+    let pod_segment = match (extracted.sampling, extracted.trace_id()) {
+        (Some(false), Some(trace_id)) => links::lookup(host, trace_id, now_secs),
+        _ => None,
+    };
+    if extracted.sampling == Some(false) && pod_segment.is_none() {
         // The caller decided: forward untouched, emit nothing.
         return None;
     }
 
-    let now_nanos = host.now_nanos().unwrap_or_default();
-    let now_secs = now_nanos / 1_000_000_000;
     let root = extracted.context.is_none();
     let trace_id = extracted.trace_id().unwrap_or_else(|| {
         let random_bits = (u128::from(random.next_u64()) << 64) | u128::from(random.next_u64());
         TraceId::mint(now_secs as u32, random_bits)
     });
-    let sampled = extracted
-        .sampling
-        .unwrap_or_else(|| random.next_f64() < config.sampling_rate);
+    let sampled = pod_segment.is_some()
+        || extracted
+            .sampling
+            .unwrap_or_else(|| random.next_f64() < config.sampling_rate);
     if !sampled {
         // Our decision, at a root or where the caller deferred: tell the next
         // hops so the whole trace is consistently left out.
@@ -220,7 +228,10 @@ pub fn on_request_headers(
             // An X-Ray-instrumented app names its own (sub)segment in x-amzn-trace-id;
             // otherwise the segment this pod recorded for the trace is the parent.
             let app_parent = header_parent.filter(|_| extracted.format() == Some(Format::Xray));
-            match app_parent.or_else(|| links::lookup(host, trace_id, now_secs)) {
+            match app_parent
+                .or(pod_segment)
+                .or_else(|| links::lookup(host, trace_id, now_secs))
+            {
                 Some(parent) => (Role::Subsegment { remote, parent }, Some(parent)),
                 None => (
                     Role::ClientSegment {
