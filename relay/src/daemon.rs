@@ -1,0 +1,127 @@
+//! The X-Ray daemon's UDP protocol, so X-Ray SDKs (and Envoy's native X-Ray tracer) can
+//! send to the relay: each datagram is a header line `{"format":"json","version":1}`,
+//! a newline, and one segment document. Documents take the same ingest path as
+//! `POST /v1/segments`; a datagram that cannot be queued is dropped and counted (UDP has
+//! no way to answer).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::ingest::Ingest;
+use crate::metrics::{Metrics, reject};
+
+/// Largest datagram read; X-Ray documents are at most 64 KiB plus the header.
+const MAX_DATAGRAM_BYTES: usize = 65_536 + 64;
+
+/// Why a datagram was not a daemon-protocol document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DatagramError {
+    /// No newline separates the header from the document.
+    #[error(
+        "datagram has no header line; expected {{\"format\":\"json\",\"version\":1}}\\n{{document}}"
+    )]
+    NoHeader,
+    /// The header is not `{"format":"json","version":1}`.
+    #[error("unsupported datagram header {0:?}; expected {{\"format\":\"json\",\"version\":1}}")]
+    Header(String),
+    /// The document is not JSON.
+    #[error("datagram document is not valid JSON: {0}")]
+    Json(String),
+}
+
+/// Splits a datagram into its document.
+///
+/// # Errors
+/// [`DatagramError`] for a missing or unsupported header, or a body that is not JSON.
+pub fn parse_datagram(datagram: &[u8]) -> Result<Value, DatagramError> {
+    let newline = datagram
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(DatagramError::NoHeader)?;
+    let (header, body) = datagram.split_at(newline);
+    let header_ok = serde_json::from_slice::<Value>(header).is_ok_and(|h| {
+        h.get("format").and_then(Value::as_str) == Some("json")
+            && h.get("version").and_then(Value::as_u64) == Some(1)
+    });
+    if !header_ok {
+        let shown: String = String::from_utf8_lossy(header).chars().take(80).collect();
+        return Err(DatagramError::Header(shown));
+    }
+    serde_json::from_slice(body.get(1..).unwrap_or_default())
+        .map_err(|e| DatagramError::Json(e.to_string()))
+}
+
+/// Receives datagrams on `socket` until `stop` fires (or its sender is dropped).
+pub async fn serve(
+    socket: UdpSocket,
+    ingest: Arc<Ingest>,
+    metrics: Arc<Metrics>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
+    loop {
+        let received = tokio::select! {
+            _ = &mut stop => return,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (len, peer) = match received {
+            Ok(received) => received,
+            Err(e) => {
+                // Typically ICMP errors surfacing on the socket; the socket stays usable.
+                debug!(error = %e, "Receiving a datagram failed.");
+                continue;
+            }
+        };
+        let document = match parse_datagram(buffer.get(..len).unwrap_or_default()) {
+            Ok(document) => document,
+            Err(e) => {
+                metrics.received.inc();
+                metrics.reject(reject::INVALID, 1);
+                debug!(%peer, error = %e, "Dropping a datagram.");
+                continue;
+            }
+        };
+        match ingest.submit(vec![document]).await {
+            Ok(report) => {
+                for rejection in report.rejected {
+                    debug!(%peer, error = %rejection.error, "Dropping an invalid document from a datagram.");
+                }
+            }
+            Err(e) => debug!(%peer, error = %e, "Dropping a datagram document."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon header line, then one document (a trailing newline is fine).
+    #[test]
+    fn parses_the_daemon_format() {
+        let doc =
+            parse_datagram(b"{\"format\": \"json\", \"version\": 1}\n{\"name\":\"a\"}\n").unwrap();
+        assert_eq!(doc["name"], "a");
+    }
+
+    /// No header, another version, or a body that is not JSON.
+    #[test]
+    fn rejects_other_datagrams() {
+        assert_eq!(
+            parse_datagram(b"{\"name\":\"a\"}"),
+            Err(DatagramError::NoHeader)
+        );
+        assert!(matches!(
+            parse_datagram(b"{\"format\":\"json\",\"version\":2}\n{}"),
+            Err(DatagramError::Header(_))
+        ));
+        assert!(matches!(
+            parse_datagram(b"{\"format\":\"json\",\"version\":1}\n{"),
+            Err(DatagramError::Json(_))
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! meshray-relay: takes X-Ray segment documents from the meshray Envoy filter
+//! (`POST /v1/segments`) and from X-Ray SDKs (the daemon's UDP protocol) and sends them
+//! to AWS X-Ray.
+//!
+//! Pipeline: validate each document (meshray-core) → resolve the epoch of foreign trace
+//! ids (one epoch cache call per batch) → bounded queue → batches of ≤ 50 → N
+//! concurrent uploaders → `PutTraceSegments`, retrying throttling and transient errors
+//! with full-jitter backoff. [`run`] is the whole service; the binary only parses
+//! [`Config`], binds and passes a shutdown signal, so tests start it in-process.
+//!
+//! # Layout
+//! - [`config`]: flags and `MESHRAY_*` variables → validated [`Config`], every error at once.
+//! - [`server`]: accept loop, connection limit, graceful drain.
+//! - [`routes`]: the HTTP endpoints.
+//! - [`daemon`]: the X-Ray daemon UDP protocol.
+//! - [`ingest`]: validation, epoch resolution, queueing; shared by HTTP and UDP.
+//! - [`epoch_cache`]: the [`epoch_cache::EpochCache`] trait, `memory` and `redis` backends.
+//! - [`queue`]: the bounded document queue.
+//! - [`pipeline`]: the batcher and its uploaders.
+//! - [`sink`]: X-Ray, stdout or file.
+//! - [`xray`]: client, request builder, service, retry classification, upload loop.
+//! - [`metrics`]: Prometheus counters.
+//! - [`error`]: the [`RelayError`] type.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod daemon;
+pub mod epoch_cache;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod queue;
+pub mod routes;
+pub mod server;
+pub mod sink;
+pub mod xray;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout_at};
+use tracing::{info, warn};
+
+pub use config::{Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, SinkKind};
+pub use error::RelayError;
+
+use crate::ingest::Ingest;
+use crate::metrics::{Metrics, fail};
+use crate::pipeline::{BatcherSettings, InFlight};
+use crate::routes::AppState;
+use crate::sink::Sink;
+
+/// Runs the relay on `listener` until `shutdown` completes, then drains and returns.
+///
+/// Start-up: builds the sink (loading AWS settings from the default chain unless
+/// [`Config::aws`] is set) and the epoch cache, binds the daemon UDP socket if
+/// [`Config::daemon_listen`] is set, and writes [`Config::address_file`] (the HTTP
+/// address on the first line, the UDP address on the second if on).
+///
+/// Shutdown, all within [`Config::drain_deadline`]: `/readyz` turns 503 and no new
+/// connection is accepted; open connections finish their requests; the UDP listener
+/// stops; the queue is closed and what it holds is sent. Documents still unsent at the
+/// deadline are counted as failed and the function returns anyway.
+///
+/// # Errors
+/// [`RelayError`] when start-up fails: no AWS region, sink file, epoch cache, daemon
+/// socket or address file. Once serving, nothing fails the relay.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RelayError> {
+    let metrics = Arc::new(Metrics::new());
+    let sink = Arc::new(Sink::build(&config, Arc::clone(&metrics)).await?);
+    let cache = epoch_cache::build(&config).await?;
+    let (queue_tx, queue_rx) = queue::channel(config.queue_capacity);
+    let ingest = Arc::new(Ingest::new(queue_tx, cache, Arc::clone(&metrics)));
+
+    let http_addr = listener.local_addr().map_err(RelayError::LocalAddr)?;
+    let daemon_socket = match config.daemon_listen {
+        Some(addr) => Some(
+            UdpSocket::bind(addr)
+                .await
+                .map_err(|source| RelayError::DaemonBind { addr, source })?,
+        ),
+        None => None,
+    };
+    let daemon_addr = match &daemon_socket {
+        Some(socket) => Some(socket.local_addr().map_err(RelayError::LocalAddr)?),
+        None => None,
+    };
+    if let Some(path) = &config.address_file {
+        write_address_file(path, http_addr, daemon_addr).await?;
+    }
+
+    // Dropping `close_batcher` (or sending on it) closes the queue and drains it.
+    let (close_batcher, close_rx) = oneshot::channel();
+    let in_flight = Arc::new(InFlight::default());
+    let mut batcher = tokio::spawn(pipeline::run_batcher(
+        queue_rx,
+        sink,
+        BatcherSettings {
+            interval: config.batch_interval,
+            uploaders: config.uploaders,
+        },
+        Arc::clone(&in_flight),
+        close_rx,
+    ));
+    // Dropping `stop_daemon` stops the UDP listener.
+    let (stop_daemon, stop_daemon_rx) = oneshot::channel::<()>();
+    let daemon = daemon_socket.map(|socket| {
+        tokio::spawn(daemon::serve(
+            socket,
+            Arc::clone(&ingest),
+            Arc::clone(&metrics),
+            stop_daemon_rx,
+        ))
+    });
+
+    let state = Arc::new(AppState {
+        ingest: Arc::clone(&ingest),
+        metrics: Arc::clone(&metrics),
+        max_body_bytes: config.max_body_bytes,
+        ready: AtomicBool::new(true),
+    });
+    info!(
+        http = %http_addr,
+        daemon = ?daemon_addr,
+        sink = %config.sink,
+        "Relay is serving."
+    );
+    let ready_state = Arc::clone(&state);
+    let shutdown = async move {
+        shutdown.await;
+        ready_state.ready.store(false, Ordering::SeqCst);
+    };
+    let connections = server::accept_until(
+        listener,
+        routes::router(Arc::clone(&state)),
+        config.max_connections,
+        shutdown,
+    )
+    .await;
+
+    // === Drain ===
+    let deadline = Instant::now() + config.drain_deadline;
+    info!(
+        deadline_secs = config.drain_deadline.as_secs(),
+        queued = ingest.queue().depth(),
+        "Shutting down: draining connections and the queue."
+    );
+    if timeout_at(deadline, connections.shutdown()).await.is_err() {
+        warn!("Drain deadline passed with HTTP connections still open; closing them.");
+    }
+    drop(stop_daemon);
+    if let Some(daemon) = daemon {
+        // The listener returns at its next select; nothing to wait for beyond that.
+        let _finished = timeout_at(deadline, daemon).await;
+    }
+    ingest.start_draining();
+    drop(close_batcher);
+    match timeout_at(deadline, &mut batcher).await {
+        Ok(_) => info!(sent = metrics.sent.get(), "Drained; stopping."),
+        Err(_) => {
+            let lost = ingest.queue().depth() + in_flight.get();
+            batcher.abort();
+            metrics.fail(fail::DRAIN_DEADLINE, lost);
+            warn!(
+                documents = lost,
+                "Drain deadline passed; dropping the documents not yet sent."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes the bound addresses, one per line, replacing the file atomically so a reader
+/// never sees half of it.
+async fn write_address_file(
+    path: &Path,
+    http: SocketAddr,
+    daemon: Option<SocketAddr>,
+) -> Result<(), RelayError> {
+    let mut text = format!("{http}\n");
+    if let Some(daemon) = daemon {
+        text.push_str(&format!("{daemon}\n"));
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let result = async {
+        tokio::fs::write(&temporary, text).await?;
+        tokio::fs::rename(&temporary, path).await
+    }
+    .await;
+    result.map_err(|source| RelayError::AddressFile {
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,91 @@
+//! The `meshray-relay` binary: logging, configuration, bind, [`meshray_relay::run`] until
+//! SIGTERM or SIGINT. Exit codes: 0 after a clean drain, 2 for bad configuration
+//! (every problem listed), 1 when start-up fails.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use meshray_relay::{Cli, RelayError};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    // Logs go to stderr: with `--sink stdout`, stdout carries only documents.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("meshray-relay: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "Cannot start the async runtime.");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RelayError::Bind { addr, source })?;
+        meshray_relay::run(listener, config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "The relay could not start.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+///
+/// The handlers are installed when this is called, not when the future is first polled:
+/// a SIGTERM arriving right after start-up must drain, not kill the process.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => info!("SIGTERM received."),
+                    _ = interrupt.recv() => info!("SIGINT received."),
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "Cannot install signal handlers; stop the relay with SIGKILL.");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("Ctrl-C received.");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The `meshray-relay` binary: bad configuration exits 2 listing every problem; a real
+//! run writes its address file, serves, writes documents to stdout (logs go to stderr)
+//! and exits 0 after SIGTERM.
+
+// Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
+// clear location, as clippy.toml allows inside tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{http, segment, temp_dir, xray_trace_id};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+/// The binary under test, with no `MESHRAY_*` variables from the caller's environment.
+fn relay_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshray-relay"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MESHRAY_") {
+            command.env_remove(key);
+        }
+    }
+    command.kill_on_drop(true).stdin(Stdio::null());
+    command
+}
+
+/// Several bad flags and variables: exit code 2 and one line per problem.
+#[tokio::test]
+async fn bad_config_exits_2_listing_every_problem() {
+    let output = relay_command()
+        .args(["--listen", "nowhere", "--sink", "kafka"])
+        .env("MESHRAY_EPOCH_TTL", "soon")
+        .env("MESHRAY_UPLOADERS", "0")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "--listen (MESHRAY_LISTEN) = \"nowhere\"",
+        "--sink (MESHRAY_SINK) = \"kafka\"",
+        "--epoch-ttl (MESHRAY_EPOCH_TTL) = \"soon\"",
+        "--uploaders (MESHRAY_UPLOADERS) = \"0\"",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+/// `--help` documents every flag with its variable.
+#[tokio::test]
+async fn help_documents_every_flag() {
+    let output = relay_command().arg("--help").output().await.unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--listen",
+        "MESHRAY_LISTEN",
+        "--sink",
+        "MESHRAY_SINK",
+        "--epoch-cache",
+        "MESHRAY_EPOCH_CACHE",
+        "--epoch-ttl",
+        "MESHRAY_EPOCH_TTL",
+        "--daemon-listen",
+        "MESHRAY_DAEMON_LISTEN",
+        "--queue-capacity",
+        "--max-body",
+        "--uploaders",
+        "--batch-interval-ms",
+        "--drain-deadline",
+        "--max-connections",
+        "--max-attempts",
+        "--address-file",
+        "MESHRAY_ADDRESS_FILE",
+        "AWS_ENDPOINT_URL_XRAY",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+/// A real process: address file, a POST, SIGTERM, the document on stdout, exit 0.
+#[tokio::test]
+async fn serves_and_exits_cleanly_on_sigterm() {
+    let dir = temp_dir("binary");
+    let address_file = dir.join("addresses");
+    let mut child = relay_command()
+        .args(["--sink", "stdout", "--daemon-listen", "127.0.0.1:0"])
+        .env("MESHRAY_LISTEN", "127.0.0.1:0")
+        .env("MESHRAY_BATCH_INTERVAL_MS", "60000")
+        .env("MESHRAY_ADDRESS_FILE", &address_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addresses = String::new();
+    for _ in 0..200 {
+        addresses = std::fs::read_to_string(&address_file).unwrap_or_default();
+        if !addresses.is_empty() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            let mut pipe = child.stderr.take().unwrap();
+            pipe.read_to_string(&mut stderr).await.unwrap();
+            panic!("the relay exited early with {status}:\n{stderr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines: Vec<&str> = addresses.lines().collect();
+    assert_eq!(lines.len(), 2, "address file: {addresses:?}");
+    let http_addr = lines[0].parse().unwrap();
+    assert!(lines[1].starts_with("127.0.0.1:"));
+
+    let document = segment("productpage", &xray_trace_id(), common::now_secs());
+    let body = json!([document]).to_string();
+    let response = http(http_addr, "POST", "/v1/segments", body.as_bytes()).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the relay did not exit within 20 s of SIGTERM")
+        .unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    let written: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(written, [document], "stderr:\n{stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+}
+
+/// The default `xray` sink takes region, credentials and `AWS_ENDPOINT_URL_XRAY` from
+/// the environment (here: the child's, pointing at moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xray_sink_uses_the_default_chain_and_endpoint_variable() {
+    let moto = common::Moto::start().await;
+    let dir = temp_dir("binary-xray");
+    let address_file = dir.join("addresses");
+    let mut child = relay_command()
+        .args(["--listen", "127.0.0.1:0", "--daemon-listen", "off"])
+        .arg("--address-file")
+        .arg(&address_file)
+        .env("AWS_ENDPOINT_URL_XRAY", &moto.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("MESHRAY_BATCH_INTERVAL_MS", "20")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut addresses = String::new();
+    for _ in 0..200 {
+        addresses = std::fs::read_to_string(&address_file).unwrap_or_default();
+        if !addresses.is_empty() {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the relay exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http_addr = addresses.trim().parse().unwrap();
+    let trace = xray_trace_id();
+    let body = json!([segment("productpage", &trace, common::now_secs())]).to_string();
+    let response = http(http_addr, "POST", "/v1/segments", body.as_bytes()).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let documents = common::wait_for_trace(&moto.client(), &trace, 1).await;
+    assert_eq!(documents[0]["name"], "productpage");
+    child.kill().await.unwrap();
+}

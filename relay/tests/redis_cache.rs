@@ -1,0 +1,99 @@
+//! The Redis epoch cache (`redis-server` on an ephemeral port): first writer wins across
+//! relay replicas, within a pipelined batch, and the TTL is set.
+
+// Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
+// clear location, as clippy.toml allows inside tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RedisServer, Relay, read_lines, segment, temp_dir, test_config};
+use meshray_relay::epoch_cache::EpochCache;
+use meshray_relay::epoch_cache::Resolved;
+use meshray_relay::epoch_cache::redis::RedisEpochCache;
+use meshray_relay::{EpochCacheKind, SinkKind};
+use serde_json::json;
+
+/// `SET NX EX GET` semantics through the trait: the first candidate binds, within and
+/// across batches.
+#[tokio::test]
+async fn first_writer_wins_in_redis() {
+    let server = RedisServer::start().await;
+    let cache = RedisEpochCache::connect(&server.url, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let id = u128::from(fastrand::u64(..)) << 64 | 1;
+    let first = cache
+        .resolve_batch(&[(id, 1000), (id, 1001), (id + 1, 2000)])
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        [
+            Resolved::miss(1000),
+            Resolved::hit(1000),
+            Resolved::miss(2000)
+        ]
+    );
+    let later = cache.resolve_batch(&[(id, 1500)]).await.unwrap();
+    assert_eq!(later, [Resolved::hit(1000)]);
+    assert!(cache.resolve_batch(&[]).await.unwrap().is_empty());
+}
+
+/// Two replicas sharing one Redis give a foreign trace the same X-Ray id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_first_epoch() {
+    let server = RedisServer::start().await;
+    let dir = temp_dir("redis");
+    let relay = |name: &str| {
+        let out = dir.join(name);
+        let config = meshray_relay::Config {
+            sink: SinkKind::File(out.clone()),
+            epoch_cache: EpochCacheKind::Redis(server.url.clone()),
+            ..test_config()
+        };
+        (out, Relay::start(config))
+    };
+    let (out_a, relay_a) = relay("a.jsonl");
+    let (out_b, relay_b) = relay("b.jsonl");
+    let (relay_a, relay_b) = (relay_a.await, relay_b.await);
+    let raw = format!("{}{}", "00000000", common::hex(24));
+    let first_start = 1_700_000_123.5;
+    let a = relay_a
+        .post_segments(&json!([segment("productpage", &raw, first_start)]))
+        .await;
+    assert_eq!(a.json()["accepted"], 1);
+    let b = relay_b
+        .post_segments(&json!([segment("reviews", &raw, first_start + 40.0)]))
+        .await;
+    assert_eq!(b.json()["accepted"], 1);
+    relay_a.stop().await.unwrap();
+    relay_b.stop().await.unwrap();
+
+    let expected = format!("1-{:08x}-{}", 1_700_000_123u32, &raw[8..]);
+    assert_eq!(read_lines(&out_a)[0]["trace_id"], expected.as_str());
+    assert_eq!(read_lines(&out_b)[0]["trace_id"], expected.as_str());
+}
+
+/// A Redis that is down at start is a start-up error naming the flag.
+#[tokio::test]
+async fn unreachable_redis_fails_start() {
+    let port = common::free_port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = meshray_relay::Config {
+        sink: SinkKind::Stdout,
+        epoch_cache: EpochCacheKind::Redis(format!("redis://127.0.0.1:{port}")),
+        ..test_config()
+    };
+    let error = meshray_relay::run(listener, config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("--epoch-cache"), "{error}");
+}

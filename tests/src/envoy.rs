@@ -1,0 +1,792 @@
+//! Envoy sidecars shaped like Istio's, generated and run by the harness.
+//!
+//! Each sidecar (one per pod) gets what an Istio proxy of the pod would get from istiod,
+//! reduced to static resources:
+//! - node id `sidecar~127.0.0.1~<pod>.<ns>~<ns>.svc.cluster.local` and node metadata
+//!   `WORKLOAD_NAME`, `NAMESPACE`, `LABELS` (incl. `app`, `version`,
+//!   `service.istio.io/canonical-name`/`-revision`), `CLUSTER_ID`, `MESH_ID`, …;
+//! - an INBOUND listener routing to cluster `inbound|9080||` (the app);
+//! - an OUTBOUND listener (route config `9080`) routing by `:authority` to
+//!   `outbound|9080||<svc>.<ns>.svc.cluster.local` (the callee's inbound listener), and
+//!   everything else to `BlackHoleCluster` (REGISTRY_ONLY);
+//! - the relay's Service cluster [`RELAY_CLUSTER`];
+//! - the meshray wasm filter before the router on both listeners (optional), and
+//!   Envoy's Zipkin tracer on both listeners (optional), as Istio's default provider.
+//!
+//! Everything listens on 127.0.0.1 port 0: the admin address comes from
+//! `--admin-address-path`, listener ports from admin `GET /listeners?format=json`.
+//! Istio's default retry policy (retry 503 twice) is left out so every call is one attempt.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{HarnessError, Result};
+use crate::http::HttpClient;
+use crate::paths;
+use crate::process::ChildProcess;
+
+/// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`; the filter's
+/// default `relay_cluster`.
+pub const RELAY_CLUSTER: &str = "outbound|8080||meshray-relay.meshray.svc.cluster.local";
+/// The Zipkin collector's cluster (Istio's `zipkin.istio-system:9411`).
+pub const ZIPKIN_CLUSTER: &str = "outbound|9411||zipkin.istio-system.svc.cluster.local";
+/// The inbound cluster of the app port, as Istio ≥ 1.9 names it.
+pub const INBOUND_CLUSTER: &str = "inbound|9080||";
+/// The service port every sample service is declared on.
+pub const SERVICE_PORT: u16 = 9080;
+/// The name of the inbound listener.
+pub const INBOUND_LISTENER: &str = "virtualInbound";
+/// The name of the outbound listener.
+pub const OUTBOUND_LISTENER: &str = "0.0.0.0_9080";
+/// `CLUSTER_ID` node metadata.
+pub const CLUSTER_ID: &str = "Kubernetes";
+/// `MESH_ID` node metadata (Istio's default trust domain).
+pub const MESH_ID: &str = "cluster.local";
+/// How long a sidecar may take to load its wasm VMs and open its listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+// === Workload ===
+
+/// The Kubernetes identity of a pod: service, version, namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// The service (and `app` label), e.g. `reviews`.
+    pub service: String,
+    /// The `version` label, e.g. `v1`.
+    pub version: String,
+    /// The namespace, e.g. `default`.
+    pub namespace: String,
+}
+
+impl Workload {
+    /// A workload of `service` at `version` in namespace `default`.
+    pub fn new(service: &str, version: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            version: version.to_owned(),
+            namespace: "default".to_owned(),
+        }
+    }
+
+    /// The Deployment's name, e.g. `reviews-v1` (`WORKLOAD_NAME`).
+    pub fn workload_name(&self) -> String {
+        format!("{}-{}", self.service, self.version)
+    }
+
+    /// A pod name as a ReplicaSet would make it.
+    pub fn pod_name(&self) -> String {
+        format!("{}-6d4c5b8f9-x7k2p", self.workload_name())
+    }
+
+    /// The Istio sidecar node id.
+    pub fn node_id(&self) -> String {
+        format!(
+            "sidecar~127.0.0.1~{}.{ns}~{ns}.svc.cluster.local",
+            self.pod_name(),
+            ns = self.namespace
+        )
+    }
+
+    /// The service's FQDN, e.g. `reviews.default.svc.cluster.local`.
+    pub fn fqdn(&self) -> String {
+        fqdn(&self.service, &self.namespace)
+    }
+
+    /// The service account, as Bookinfo names them.
+    pub fn service_account(&self) -> String {
+        format!("bookinfo-{}", self.service)
+    }
+}
+
+/// `<service>.<namespace>.svc.cluster.local`.
+pub fn fqdn(service: &str, namespace: &str) -> String {
+    format!("{service}.{namespace}.svc.cluster.local")
+}
+
+/// The Istio cluster name for `service` on [`SERVICE_PORT`].
+pub fn outbound_cluster(service: &str, namespace: &str) -> String {
+    format!("outbound|{SERVICE_PORT}||{}", fqdn(service, namespace))
+}
+
+// === SidecarSpec ===
+
+/// A service the pod may call, and where its (sidecar's inbound listener) endpoint is.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The service name, e.g. `ratings`.
+    pub service: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The endpoint: the callee sidecar's inbound listener.
+    pub addr: SocketAddr,
+}
+
+/// The meshray filter as a WasmPlugin would configure it.
+#[derive(Debug, Clone)]
+pub struct WasmFilter {
+    /// The compiled module.
+    pub module: PathBuf,
+    /// The plugin configuration JSON (the WasmPlugin's `pluginConfig`).
+    pub plugin_config_json: String,
+}
+
+/// Everything needed to generate one sidecar's config.
+#[derive(Debug, Clone)]
+pub struct SidecarSpec {
+    /// The pod's identity.
+    pub workload: Workload,
+    /// The app's port (target of `inbound|9080||`).
+    pub app_addr: SocketAddr,
+    /// The services this pod calls.
+    pub upstreams: Vec<Upstream>,
+    /// The relay (endpoint of [`RELAY_CLUSTER`]).
+    pub relay_addr: SocketAddr,
+    /// The meshray filter, or `None` for an untraced sidecar.
+    pub filter: Option<WasmFilter>,
+    /// Turn on Envoy's Zipkin tracer, reporting to this collector.
+    pub zipkin_collector: Option<SocketAddr>,
+    /// Envoy worker threads.
+    pub concurrency: u32,
+}
+
+impl SidecarSpec {
+    /// The Envoy bootstrap (JSON; Envoy reads `.json` files as JSON).
+    pub fn bootstrap(&self) -> Value {
+        let w = &self.workload;
+        let mut clusters = vec![
+            static_cluster(INBOUND_CLUSTER, self.app_addr),
+            static_cluster(RELAY_CLUSTER, self.relay_addr),
+            json!({"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"}),
+        ];
+        for upstream in &self.upstreams {
+            clusters.push(static_cluster(
+                &outbound_cluster(&upstream.service, &upstream.namespace),
+                upstream.addr,
+            ));
+        }
+        if let Some(collector) = self.zipkin_collector {
+            clusters.push(static_cluster(ZIPKIN_CLUSTER, collector));
+        }
+        json!({
+            "node": {
+                "id": w.node_id(),
+                "cluster": format!("{}.{}", w.service, w.namespace),
+                "metadata": {
+                    "NAME": w.pod_name(),
+                    "WORKLOAD_NAME": w.workload_name(),
+                    "NAMESPACE": w.namespace,
+                    "SERVICE_ACCOUNT": w.service_account(),
+                    "CLUSTER_ID": CLUSTER_ID,
+                    "MESH_ID": MESH_ID,
+                    "ISTIO_VERSION": "1.24.0",
+                    "APP_CONTAINERS": w.service,
+                    "INTERCEPTION_MODE": "REDIRECT",
+                    "LABELS": {
+                        "app": w.service,
+                        "version": w.version,
+                        "pod-template-hash": "6d4c5b8f9",
+                        "security.istio.io/tlsMode": "istio",
+                        "service.istio.io/canonical-name": w.service,
+                        "service.istio.io/canonical-revision": w.version,
+                    },
+                },
+            },
+            "admin": {"address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0)))},
+            "static_resources": {
+                "listeners": [self.inbound_listener(), self.outbound_listener()],
+                "clusters": clusters,
+            },
+        })
+    }
+
+    fn inbound_listener(&self) -> Value {
+        let w = &self.workload;
+        let route_config = json!({
+            "name": INBOUND_CLUSTER,
+            "validate_clusters": false,
+            "virtual_hosts": [{
+                "name": format!("inbound|http|{SERVICE_PORT}"),
+                "domains": ["*"],
+                "routes": [{
+                    "name": "default",
+                    "match": {"prefix": "/"},
+                    "route": {"cluster": INBOUND_CLUSTER, "timeout": "0s"},
+                    "decorator": {"operation": format!("{}:{SERVICE_PORT}/*", w.fqdn())},
+                }],
+            }],
+        });
+        listener(
+            INBOUND_LISTENER,
+            "INBOUND",
+            self.hcm(&format!("inbound_0.0.0.0_{SERVICE_PORT}"), route_config),
+        )
+    }
+
+    fn outbound_listener(&self) -> Value {
+        let mut virtual_hosts: Vec<Value> = self
+            .upstreams
+            .iter()
+            .map(|u| {
+                let host = fqdn(&u.service, &u.namespace);
+                let short = format!("{}.{}", u.service, u.namespace);
+                let svc = format!("{short}.svc");
+                let mut domains = Vec::new();
+                for name in [
+                    host.as_str(),
+                    svc.as_str(),
+                    short.as_str(),
+                    u.service.as_str(),
+                ] {
+                    domains.push(name.to_owned());
+                    domains.push(format!("{name}:{SERVICE_PORT}"));
+                }
+                json!({
+                    "name": format!("{host}:{SERVICE_PORT}"),
+                    "domains": domains,
+                    "routes": [{
+                        "name": "default",
+                        "match": {"prefix": "/"},
+                        "route": {
+                            "cluster": outbound_cluster(&u.service, &u.namespace),
+                            "timeout": "0s",
+                        },
+                        "decorator": {"operation": format!("{host}:{SERVICE_PORT}/*")},
+                    }],
+                })
+            })
+            .collect();
+        virtual_hosts.push(json!({
+            "name": "block_all",
+            "domains": ["*"],
+            "routes": [{
+                "name": "block_all",
+                "match": {"prefix": "/"},
+                "route": {"cluster": "BlackHoleCluster", "timeout": "0s"},
+            }],
+        }));
+        let route_config = json!({
+            "name": SERVICE_PORT.to_string(),
+            "validate_clusters": false,
+            "virtual_hosts": virtual_hosts,
+        });
+        listener(
+            OUTBOUND_LISTENER,
+            "OUTBOUND",
+            self.hcm(&format!("outbound_0.0.0.0_{SERVICE_PORT}"), route_config),
+        )
+    }
+
+    /// The HTTP connection manager: [wasm filter], router; optional Zipkin tracing.
+    fn hcm(&self, stat_prefix: &str, route_config: Value) -> Value {
+        let mut http_filters = Vec::new();
+        if let Some(filter) = &self.filter {
+            http_filters.push(wasm_filter(filter));
+        }
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }));
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": stat_prefix,
+            "server_name": "istio-envoy",
+            "use_remote_address": false,
+            "normalize_path": true,
+            "route_config": route_config,
+            "http_filters": http_filters,
+        });
+        if self.zipkin_collector.is_some() {
+            let w = &self.workload;
+            let tag = |name: &str, value: &str| json!({"tag": name, "literal": {"value": value}});
+            hcm["tracing"] = json!({
+                "random_sampling": {"value": 100},
+                "custom_tags": [
+                    tag("istio.canonical_service", &w.service),
+                    tag("istio.canonical_revision", &w.version),
+                    tag("istio.namespace", &w.namespace),
+                    tag("istio.mesh_id", MESH_ID),
+                ],
+                "provider": {
+                    "name": "envoy.tracers.zipkin",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                        "collector_cluster": ZIPKIN_CLUSTER,
+                        "collector_endpoint": "/api/v2/spans",
+                        "collector_endpoint_version": "HTTP_JSON",
+                        "collector_hostname": "zipkin.istio-system:9411",
+                        "trace_id_128bit": true,
+                        "shared_span_context": false,
+                    },
+                },
+            });
+        }
+        hcm
+    }
+}
+
+fn wasm_filter(filter: &WasmFilter) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "meshray",
+                "root_id": "meshray",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": filter.plugin_config_json,
+                },
+                "vm_config": {
+                    "vm_id": "meshray",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": filter.module.to_string_lossy()}},
+                },
+                // Istio's `failStrategy: FAIL_OPEN` (`fail_open` is deprecated in 1.40).
+                "failure_policy": "FAIL_OPEN",
+            },
+        },
+    })
+}
+
+fn listener(name: &str, direction: &str, hcm: Value) -> Value {
+    json!({
+        "name": name,
+        "address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0))),
+        "traffic_direction": direction,
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": hcm,
+            }],
+        }],
+    })
+}
+
+fn static_cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(addr)}}]}],
+        },
+    })
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+// === Sidecar ===
+
+/// A running Envoy sidecar, killed on drop.
+#[derive(Debug)]
+pub struct Sidecar {
+    workload: Workload,
+    process: ChildProcess,
+    admin: SocketAddr,
+    inbound: SocketAddr,
+    outbound: SocketAddr,
+    config_path: PathBuf,
+    client: HttpClient,
+}
+
+impl Sidecar {
+    /// Writes `<dir>/envoy.json` from `spec` and starts Envoy on it (log `<dir>/envoy.log`),
+    /// then waits until it is LIVE and both listeners are bound.
+    ///
+    /// # Errors
+    /// [`HarnessError::Missing`] without Envoy; [`HarnessError::Exited`] when Envoy rejects the
+    /// config (e.g. the filter fails to load); [`HarnessError::Timeout`].
+    pub async fn start(dir: &Path, spec: &SidecarSpec) -> Result<Self> {
+        let envoy = paths::envoy()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
+        let config_path = dir.join("envoy.json");
+        write_json(&config_path, &spec.bootstrap())?;
+        let admin_path = dir.join("admin.addr");
+        let mut command = Command::new(&envoy);
+        command
+            .arg("-c")
+            .arg(&config_path)
+            .arg("--concurrency")
+            .arg(spec.concurrency.max(1).to_string())
+            .arg("--disable-hot-restart")
+            .arg("--use-dynamic-base-id")
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .args(["--log-level", "info", "--component-log-level", "wasm:info"]);
+        let what = format!("envoy sidecar of {}", spec.workload.workload_name());
+        let mut process = ChildProcess::spawn(&what, command, &dir.join("envoy.log"))?;
+        let client = HttpClient::new();
+
+        let admin = process
+            .wait_for("envoy admin address", START_TIMEOUT, || {
+                let path = admin_path.clone();
+                async move {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    Ok(text.trim().parse::<SocketAddr>().ok())
+                }
+            })
+            .await?;
+        process
+            .wait_for("envoy to be LIVE", START_TIMEOUT, || {
+                let client = client.clone();
+                async move {
+                    let ready = client.get(&format!("http://{admin}/ready")).await;
+                    Ok(ready.ok().filter(|r| r.status == 200).map(|_| ()))
+                }
+            })
+            .await?;
+        let ports = process
+            .wait_for("envoy listeners", START_TIMEOUT, || {
+                let client = client.clone();
+                async move {
+                    let Ok(response) = client
+                        .get(&format!("http://{admin}/listeners?format=json"))
+                        .await
+                    else {
+                        return Ok(None);
+                    };
+                    let listeners = parse_listeners(&response.body)?;
+                    Ok(
+                        match (
+                            listeners.get(INBOUND_LISTENER),
+                            listeners.get(OUTBOUND_LISTENER),
+                        ) {
+                            (Some(i), Some(o)) if i.port() != 0 && o.port() != 0 => Some((*i, *o)),
+                            _ => None,
+                        },
+                    )
+                }
+            })
+            .await?;
+        Ok(Self {
+            workload: spec.workload.clone(),
+            process,
+            admin,
+            inbound: ports.0,
+            outbound: ports.1,
+            config_path,
+            client,
+        })
+    }
+
+    /// The pod's identity.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// The inbound listener (what other pods' outbound clusters, and ingress, call).
+    pub fn inbound_addr(&self) -> SocketAddr {
+        self.inbound
+    }
+
+    /// The outbound listener (what the app calls, with `Host: <service>:9080`).
+    pub fn outbound_addr(&self) -> SocketAddr {
+        self.outbound
+    }
+
+    /// The admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The generated bootstrap file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Envoy's log file.
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Fails with the log tail if Envoy has exited.
+    ///
+    /// # Errors
+    /// [`HarnessError::Exited`].
+    pub fn check_running(&mut self) -> Result<()> {
+        self.process.check_running()
+    }
+
+    /// Counter and gauge values of admin `GET /stats?filter=<regex>`.
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
+    pub async fn stats(&self, filter: &str) -> Result<Stats> {
+        let url = format!("http://{}/stats?filter={filter}", self.admin);
+        let response = self.client.get(&url).await?;
+        if response.status != 200 {
+            return Err(HarnessError::unexpected(
+                format!("status of {url}"),
+                format!("{}: {}", response.status, response.text()),
+            ));
+        }
+        Ok(Stats::parse(&response.text()))
+    }
+
+    /// The filter's metrics: [`Sidecar::stats`] with filter `meshray`.
+    ///
+    /// # Errors
+    /// As [`Sidecar::stats`].
+    pub async fn meshray_stats(&self) -> Result<Stats> {
+        self.stats("meshray").await
+    }
+
+    /// Envoy's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Io`] or [`HarnessError::Unexpected`] when it cannot be read.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        rss_bytes(self.pid())
+    }
+}
+
+/// Envoy stats as name → value (only lines whose value is an integer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats(pub BTreeMap<String, u64>);
+
+impl Stats {
+    /// Parses the text format of admin `/stats` (`name: value` per line).
+    pub fn parse(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter_map(|line| {
+                    let (name, value) = line.rsplit_once(": ")?;
+                    Some((name.trim().to_owned(), value.trim().parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// The stat called `name` exactly, or the one whose name ends in `.name` (Envoy prefixes
+    /// wasm metrics, e.g. `wasmcustom.`).
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.get(name).copied().or_else(|| {
+            let suffix = format!(".{name}");
+            self.0
+                .iter()
+                .find(|(k, _)| k.ends_with(&suffix))
+                .map(|(_, v)| *v)
+        })
+    }
+}
+
+/// The bound address of each listener in admin `/listeners?format=json`.
+///
+/// # Errors
+/// [`HarnessError::Unexpected`] when the body is not the expected JSON.
+pub fn parse_listeners(body: &[u8]) -> Result<BTreeMap<String, SocketAddr>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| HarnessError::unexpected("admin /listeners body", e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for status in value["listener_statuses"].as_array().into_iter().flatten() {
+        let (Some(name), Some(ip), Some(port)) = (
+            status["name"].as_str(),
+            status["local_address"]["socket_address"]["address"].as_str(),
+            status["local_address"]["socket_address"]["port_value"].as_u64(),
+        ) else {
+            continue;
+        };
+        if let (Ok(ip), Ok(port)) = (ip.parse(), u16::try_from(port)) {
+            out.insert(name.to_owned(), SocketAddr::new(ip, port));
+        }
+    }
+    Ok(out)
+}
+
+/// The resident set size of process `pid` in bytes.
+///
+/// # Errors
+/// [`HarnessError::Io`] or [`HarnessError::Unexpected`] when `/proc` cannot be read.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status =
+        std::fs::read_to_string(&path).map_err(|e| HarnessError::io(format!("read {path}"), e))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| HarnessError::unexpected(path, "no VmRSS line"))
+}
+
+/// Runs `envoy --mode validate -c <config>`.
+///
+/// # Errors
+/// [`HarnessError::Missing`] without Envoy; [`HarnessError::Unexpected`] with Envoy's output
+/// when the config is rejected.
+pub async fn validate(config: &Path) -> Result<()> {
+    let envoy = paths::envoy()?;
+    let output = tokio::process::Command::new(&envoy)
+        .args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "error",
+            "-c",
+        ])
+        .arg(config)
+        .output()
+        .await
+        .map_err(|source| HarnessError::Spawn {
+            what: "envoy --mode validate".to_owned(),
+            program: envoy.clone(),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(HarnessError::unexpected(
+            format!("envoy validation of {}", config.display()),
+            format!(
+                "{}\n{}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        ))
+    }
+}
+
+/// Writes `value` pretty-printed to `path`.
+///
+/// # Errors
+/// [`HarnessError::Io`].
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| HarnessError::unexpected("generated JSON", e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SidecarSpec {
+        SidecarSpec {
+            workload: Workload::new("reviews", "v1"),
+            app_addr: "127.0.0.1:10001".parse().unwrap(),
+            upstreams: vec![Upstream {
+                service: "ratings".into(),
+                namespace: "default".into(),
+                addr: "127.0.0.1:10002".parse().unwrap(),
+            }],
+            relay_addr: "127.0.0.1:10003".parse().unwrap(),
+            filter: None,
+            zipkin_collector: Some("127.0.0.1:10004".parse().unwrap()),
+            concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn bootstrap_is_istio_shaped() {
+        let b = spec().bootstrap();
+        assert_eq!(
+            b["node"]["id"],
+            "sidecar~127.0.0.1~reviews-v1-6d4c5b8f9-x7k2p.default~default.svc.cluster.local"
+        );
+        let labels = &b["node"]["metadata"]["LABELS"];
+        assert_eq!(labels["service.istio.io/canonical-name"], "reviews");
+        assert_eq!(labels["service.istio.io/canonical-revision"], "v1");
+        let clusters: Vec<&str> = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        for name in [
+            "inbound|9080||",
+            "outbound|9080||ratings.default.svc.cluster.local",
+            "outbound|8080||meshray-relay.meshray.svc.cluster.local",
+            ZIPKIN_CLUSTER,
+        ] {
+            assert!(clusters.contains(&name), "{name} missing from {clusters:?}");
+        }
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        assert_eq!(listeners[0]["traffic_direction"], "INBOUND");
+        assert_eq!(listeners[1]["traffic_direction"], "OUTBOUND");
+        let hcm = &listeners[1]["filter_chains"][0]["filters"][0]["typed_config"];
+        let domains = &hcm["route_config"]["virtual_hosts"][0]["domains"];
+        assert!(domains.as_array().unwrap().contains(&json!("ratings:9080")));
+        assert_eq!(
+            hcm["tracing"]["provider"]["typed_config"]["shared_span_context"],
+            false
+        );
+    }
+
+    #[test]
+    fn wasm_filter_goes_before_the_router_on_both_listeners() {
+        let mut spec = spec();
+        spec.filter = Some(WasmFilter {
+            module: "/x/meshray_filter.wasm".into(),
+            plugin_config_json: r#"{"flush_interval_ms":200}"#.into(),
+        });
+        let b = spec.bootstrap();
+        for listener in b["static_resources"]["listeners"].as_array().unwrap() {
+            let filters =
+                &listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+            assert_eq!(filters[0]["name"], "envoy.filters.http.wasm");
+            assert_eq!(filters[0]["typed_config"]["config"]["root_id"], "meshray");
+            assert_eq!(
+                filters[0]["typed_config"]["config"]["configuration"]["value"],
+                r#"{"flush_interval_ms":200}"#
+            );
+            assert_eq!(filters[1]["name"], "envoy.filters.http.router");
+        }
+    }
+
+    #[test]
+    fn parses_stats_and_listeners() {
+        let stats = Stats::parse(
+            "wasmcustom.meshray_segments_sent_total: 12\nwasmcustom.meshray_latency: P0(nan,0)\n",
+        );
+        assert_eq!(stats.get("meshray_segments_sent_total"), Some(12));
+        assert_eq!(
+            stats.get("wasmcustom.meshray_segments_sent_total"),
+            Some(12)
+        );
+        assert_eq!(stats.get("meshray_latency"), None);
+
+        let body = br#"{"listener_statuses":[{"name":"virtualInbound","local_address":{"socket_address":{"address":"127.0.0.1","port_value":40469}}}]}"#;
+        let listeners = parse_listeners(body).unwrap();
+        assert_eq!(
+            listeners["virtualInbound"],
+            "127.0.0.1:40469".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn rss_of_this_process_is_positive() {
+        assert!(rss_bytes(std::process::id()).unwrap() > 0);
+    }
+
+    /// The generated bootstrap (without the filter, whose module may not be built) passes
+    /// `envoy --mode validate`.
+    #[tokio::test]
+    async fn bootstrap_passes_envoy_validation() {
+        let dir = crate::run_dir::RunDir::new("envoy-validate").unwrap();
+        let path = dir.path().join("envoy.json");
+        write_json(&path, &spec().bootstrap()).unwrap();
+        validate(&path).await.unwrap();
+    }
+}

@@ -1,0 +1,42 @@
+//! meshray-e2e: the end-to-end harness of meshray.
+//!
+//! It runs what a mesh runs, on loopback and on ephemeral ports only: a local X-Ray API
+//! (`moto_server`), the real `meshray-relay` binary, and three Envoy sidecars shaped like
+//! Istio's (node metadata, `inbound|…`/`outbound|…` clusters, the relay's Service cluster)
+//! with the meshray wasm filter, around a Bookinfo-like sample app served in-process.
+//! Tests then read the traces back through `GetTraceSummaries`/`BatchGetTraces` and check
+//! ids, parent links and the service graph themselves (moto does not build service graphs).
+//!
+//! # Layout
+//! - [`error`]: [`HarnessError`], the one error type of the harness.
+//! - [`paths`]: where the Envoy, moto, filter and relay artifacts live (env overrides).
+//! - [`run_dir`]: a per-test scratch directory for configs and logs, kept when a test fails.
+//! - [`process`]: a child process that is killed on drop and logs to a file.
+//! - [`http`]: a small HTTP/1 client used by the app, the admin helpers and the tests.
+//! - [`moto`]: `moto_server` on an ephemeral port and an X-Ray client pointed at it.
+//! - [`relay`]: the `meshray-relay` binary as a child: start, stop, restart on the same port.
+//! - [`envoy`]: Istio-shaped sidecar configs, the Envoy child, admin stats and RSS.
+//! - [`zipkin`]: an in-test Zipkin collector that counts what Envoy's Zipkin tracer posts.
+//! - [`app`]: the sample app: productpage → reviews → ratings, forwarding like Bookinfo.
+//! - [`mesh`]: wires all of the above into one local mesh.
+//! - [`xray`]: fetches traces from the X-Ray API, builds trees and service-graph edges.
+//! - [`check`]: the structural checks the tests and the demo apply to a Bookinfo trace.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod check;
+pub mod envoy;
+pub mod error;
+pub mod http;
+pub mod mesh;
+pub mod moto;
+pub mod paths;
+pub mod process;
+pub mod relay;
+pub mod run_dir;
+pub mod xray;
+pub mod zipkin;
+
+pub use error::{HarnessError, Result};
+pub use mesh::{Mesh, MeshOptions};

@@ -1,0 +1,401 @@
+//! The local mesh: moto + relay + three pods (app + sidecar each), wired on ephemeral ports.
+//!
+//! Start order follows the call chain backwards, because a caller's outbound cluster
+//! needs the callee sidecar's inbound port and an app needs its own sidecar's outbound
+//! port: ratings (app, sidecar), then reviews, then productpage. Clients call the mesh
+//! like an ingress would, at productpage's sidecar INBOUND listener
+//! ([`Mesh::productpage_url`]). Everything stops on drop (sidecars first, then relay,
+//! then moto); the run directory with every config and log is kept if a test panics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use hyper::http::{HeaderMap, Method};
+
+use crate::app::{AppServer, Service};
+use crate::envoy::{Sidecar, SidecarSpec, Stats, Upstream, WasmFilter, Workload};
+use crate::error::{HarnessError, Result};
+use crate::http::{DEFAULT_TIMEOUT, HttpClient, HttpResponse};
+use crate::moto::Moto;
+use crate::paths;
+use crate::process::log_tail;
+use crate::relay::{Relay, RelayOptions};
+use crate::run_dir::RunDir;
+use crate::xray::{self, Collected, Expectation, XrayApi};
+use crate::zipkin::ZipkinSink;
+
+/// The plugin config the tests use by default: flush often so traces arrive quickly.
+pub const DEFAULT_PLUGIN_CONFIG: &str = r#"{"flush_interval_ms": 200}"#;
+
+/// How to build the mesh.
+#[derive(Debug, Clone)]
+pub struct MeshOptions {
+    /// The filter's plugin config JSON (the WasmPlugin's `pluginConfig`).
+    pub plugin_config_json: String,
+    /// Turn on Envoy's Zipkin tracer on every listener, reporting to an in-test sink.
+    pub zipkin_tracer: bool,
+    /// Load the meshray filter (false: untraced sidecars, e.g. for baselines).
+    pub with_filter: bool,
+    /// Envoy worker threads per sidecar.
+    pub concurrency: u32,
+    /// How to run the relay.
+    pub relay: RelayOptions,
+    /// Names the run directory.
+    pub label: String,
+}
+
+impl Default for MeshOptions {
+    fn default() -> Self {
+        Self {
+            plugin_config_json: DEFAULT_PLUGIN_CONFIG.to_owned(),
+            zipkin_tracer: false,
+            with_filter: true,
+            concurrency: 1,
+            relay: RelayOptions::default(),
+            label: "mesh".to_owned(),
+        }
+    }
+}
+
+/// One pod: the app and its sidecar.
+#[derive(Debug)]
+pub struct Pod {
+    /// The sidecar (declared first: stops before the app).
+    pub sidecar: Sidecar,
+    /// The app.
+    pub app: AppServer,
+}
+
+/// A running local mesh.
+#[derive(Debug)]
+pub struct Mesh {
+    // Fields drop in declaration order: traffic first, the run directory last.
+    /// Productpage, reviews, ratings (in [`Service::ALL`] order).
+    pods: Vec<Pod>,
+    zipkin: Option<ZipkinSink>,
+    relay: Relay,
+    moto: Moto,
+    xray: XrayApi,
+    client: HttpClient,
+    started_at: SystemTime,
+    dir: RunDir,
+}
+
+impl Mesh {
+    /// Starts moto, the relay, the Zipkin sink (if asked) and the three pods.
+    ///
+    /// # Errors
+    /// [`HarnessError::Missing`] (naming what to build) when Envoy, moto, the relay or the
+    /// filter is missing; any start-up failure of a component, with its log tail.
+    pub async fn start(options: MeshOptions) -> Result<Self> {
+        let filter_module = check_prerequisites(options.with_filter)?;
+        let started_at = SystemTime::now();
+        let mut dir = RunDir::new(&options.label)?;
+        match start_components(&dir, &options, filter_module).await {
+            Ok((pods, zipkin, relay, moto)) => Ok(Self {
+                pods,
+                zipkin,
+                relay,
+                xray: moto.api(),
+                moto,
+                client: HttpClient::new(),
+                started_at,
+                dir,
+            }),
+            Err(err) => {
+                // The error names log files in the run directory: keep them.
+                dir.keep();
+                Err(err)
+            }
+        }
+    }
+
+    /// `http://<productpage sidecar inbound>/productpage`: where a client (ingress) calls.
+    pub fn productpage_url(&self) -> String {
+        format!(
+            "http://{}{}",
+            self.pod(Service::Productpage).sidecar.inbound_addr(),
+            Service::Productpage.request_path()
+        )
+    }
+
+    /// `GET /productpage[?query]` through the mesh.
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] when no response arrives.
+    pub async fn request_productpage(&self, query: &str) -> Result<HttpResponse> {
+        self.request_productpage_with(query, &HeaderMap::new())
+            .await
+    }
+
+    /// `GET /productpage[?query]` through the mesh with extra request headers (e.g. an
+    /// incoming trace context).
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] when no response arrives.
+    pub async fn request_productpage_with(
+        &self,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> Result<HttpResponse> {
+        let mut url = self.productpage_url();
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+        }
+        self.client
+            .send(
+                Method::GET,
+                &url,
+                headers,
+                bytes::Bytes::new(),
+                DEFAULT_TIMEOUT,
+            )
+            .await
+    }
+
+    /// Sends `n` requests one after another; fails on the first non-200 answer.
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] (with status and body).
+    pub async fn send_requests(&self, n: usize, query: &str) -> Result<()> {
+        for i in 0..n {
+            let response = self.request_productpage(query).await?;
+            if response.status != 200 {
+                return Err(HarnessError::unexpected(
+                    format!("status of request {i} to {}", self.productpage_url()),
+                    format!("{}: {}", response.status, response.text()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls the X-Ray API for traces that started after the mesh did (see
+    /// [`xray::wait_for_traces`]); settles 1.5 s after the expectation is met.
+    pub async fn wait_for_traces(&self, expect: Expectation, timeout: Duration) -> Collected {
+        xray::wait_for_traces(
+            &self.xray,
+            self.started_at,
+            expect,
+            timeout,
+            Duration::from_millis(1500),
+        )
+        .await
+    }
+
+    /// The pod of `service`.
+    pub fn pod(&self, service: Service) -> &Pod {
+        let at = Service::ALL.iter().position(|s| *s == service).unwrap_or(0);
+        &self.pods[at]
+    }
+
+    /// Every pod, productpage first.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    /// The relay (stop, restart, address).
+    pub fn relay(&mut self) -> &mut Relay {
+        &mut self.relay
+    }
+
+    /// The local X-Ray API server.
+    pub fn moto(&self) -> &Moto {
+        &self.moto
+    }
+
+    /// The X-Ray API (moto) the relay sends to.
+    pub fn xray(&self) -> &XrayApi {
+        &self.xray
+    }
+
+    /// The Zipkin sink, when the tracer is on.
+    pub fn zipkin(&self) -> Option<&ZipkinSink> {
+        self.zipkin.as_ref()
+    }
+
+    /// When the mesh started (traces are looked for from then on).
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// The run directory (configs and logs).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Keeps the run directory after drop.
+    pub fn keep_run_dir(&mut self) {
+        self.dir.keep();
+    }
+
+    /// The filter's metrics of every sidecar, by service.
+    ///
+    /// # Errors
+    /// The first failed admin call.
+    pub async fn meshray_stats(&self) -> Result<BTreeMap<Service, Stats>> {
+        let mut all = BTreeMap::new();
+        for pod in &self.pods {
+            all.insert(pod.app.service(), pod.sidecar.meshray_stats().await?);
+        }
+        Ok(all)
+    }
+
+    /// Fails with the log tail of the first component that has exited.
+    ///
+    /// # Errors
+    /// [`HarnessError::Exited`].
+    pub fn check_running(&mut self) -> Result<()> {
+        self.moto.check_running()?;
+        self.relay.check_running()?;
+        for pod in &mut self.pods {
+            pod.sidecar.check_running()?;
+        }
+        Ok(())
+    }
+
+    /// What to print when a test fails: component liveness, the filter's metrics per
+    /// sidecar, app request counts, and the tails of the relay and sidecar logs.
+    pub async fn diagnostics(&mut self) -> String {
+        let mut out = format!("run dir: {}\n", self.dir.path().display());
+        if let Err(err) = self.check_running() {
+            out.push_str(&format!("NOT RUNNING: {err}\n"));
+        }
+        for pod in &self.pods {
+            let service = pod.app.service();
+            let stats = match pod.sidecar.meshray_stats().await {
+                Ok(stats) => summarize_stats(&stats),
+                Err(err) => format!("unavailable: {err}"),
+            };
+            out.push_str(&format!(
+                "{service}: app requests {}, meshray stats {stats}\n",
+                pod.app.stats().requests()
+            ));
+        }
+        if let Some(zipkin) = &self.zipkin {
+            out.push_str(&format!("zipkin sink: {} spans\n", zipkin.span_count()));
+        }
+        out.push_str(&format!(
+            "--- relay log ({}):\n{}\n",
+            self.relay.log_path().display(),
+            log_tail(&self.relay.log_path(), 20)
+        ));
+        for pod in &self.pods {
+            out.push_str(&format!(
+                "--- {} sidecar log, wasm and error lines ({}):\n{}\n",
+                pod.app.service(),
+                pod.sidecar.log_path().display(),
+                interesting_envoy_lines(pod.sidecar.log_path(), 15)
+            ));
+        }
+        out
+    }
+}
+
+/// Starts moto, the relay, the Zipkin sink (if asked) and the pods, callees first;
+/// returns the pods in [`Service::ALL`] order.
+async fn start_components(
+    dir: &RunDir,
+    options: &MeshOptions,
+    filter_module: Option<std::path::PathBuf>,
+) -> Result<(Vec<Pod>, Option<ZipkinSink>, Relay, Moto)> {
+    let moto = Moto::start(&dir.subdir("moto")?).await?;
+    let relay = Relay::start(
+        &dir.subdir("relay")?,
+        &moto.endpoint(),
+        options.relay.clone(),
+    )
+    .await?;
+    let zipkin = if options.zipkin_tracer {
+        Some(ZipkinSink::start().await?)
+    } else {
+        None
+    };
+
+    let mut pods: Vec<Pod> = Vec::new();
+    for service in Service::ALL.into_iter().rev() {
+        let app = AppServer::start(service).await?;
+        let workload = Workload::new(service.name(), service.version());
+        let upstreams = service
+            .callee()
+            .and_then(|callee| pods.iter().find(|p| p.app.service() == callee))
+            .map(|callee| Upstream {
+                service: callee.app.service().name().to_owned(),
+                namespace: workload.namespace.clone(),
+                addr: callee.sidecar.inbound_addr(),
+            })
+            .into_iter()
+            .collect();
+        let spec = SidecarSpec {
+            app_addr: app.addr(),
+            upstreams,
+            relay_addr: relay.addr(),
+            filter: filter_module.as_ref().map(|module| WasmFilter {
+                module: module.clone(),
+                plugin_config_json: options.plugin_config_json.clone(),
+            }),
+            zipkin_collector: zipkin.as_ref().map(ZipkinSink::addr),
+            concurrency: options.concurrency,
+            workload,
+        };
+        let sidecar = Sidecar::start(&dir.subdir(&spec.workload.workload_name())?, &spec).await?;
+        app.set_upstream(sidecar.outbound_addr())?;
+        pods.push(Pod { sidecar, app });
+    }
+    pods.reverse();
+    Ok((pods, zipkin, relay, moto))
+}
+
+/// The filter's own metrics and the relay cluster's outcome counters, non-zero only.
+fn summarize_stats(stats: &Stats) -> String {
+    let shown: Vec<String> = stats
+        .0
+        .iter()
+        .filter(|(name, value)| {
+            **value != 0
+                && (name.starts_with("wasmcustom.")
+                    || name.ends_with(".upstream_rq_completed")
+                    || name.contains(".upstream_rq_5")
+                    || name.contains(".upstream_rq_4")
+                    || name.ends_with(".upstream_cx_connect_fail"))
+        })
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    shown.join(" ")
+}
+
+/// The last `n` lines of an Envoy log that come from the wasm filter or report errors.
+fn interesting_envoy_lines(path: &std::path::Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("][wasm]") || l.contains("][error]") || l.contains("][critical]"))
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Checks every external artifact at once; returns the filter module when it is used.
+fn check_prerequisites(with_filter: bool) -> Result<Option<std::path::PathBuf>> {
+    let envoy = paths::envoy().err();
+    let moto = paths::moto_server().err();
+    let relay = paths::relay_bin().err();
+    let (filter, filter_err) = if with_filter {
+        match paths::filter_wasm() {
+            Ok(path) => (Some(path), None),
+            Err(err) => (None, Some(err)),
+        }
+    } else {
+        (None, None)
+    };
+    let mut missing: Vec<HarnessError> = [envoy, moto, relay, filter_err]
+        .into_iter()
+        .flatten()
+        .collect();
+    match missing.len() {
+        0 => Ok(filter),
+        1 => Err(missing.remove(0)),
+        _ => Err(HarnessError::Prerequisites {
+            list: missing.iter().map(|e| format!("\n  - {e}")).collect(),
+        }),
+    }
+}

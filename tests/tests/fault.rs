@@ -1,0 +1,70 @@
+//! Faults in the chain show up on the right documents, and the trace stays linked.
+//!
+//! Needs the filter module, the relay binary, Envoy and moto (`make test`).
+
+use std::time::Duration;
+
+use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_trace_problems};
+use meshray_e2e::xray::{Document, Expectation, Trace};
+use meshray_e2e::{Mesh, MeshOptions};
+
+const REQUESTS: usize = 3;
+
+fn only<'a>(trace: &'a Trace, name: &str, remote: bool) -> &'a Document {
+    let found: Vec<&Document> = trace
+        .all()
+        .into_iter()
+        .filter(|d| d.name == name && d.is_remote() == remote)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{name} (remote {remote}) in\n{}",
+        trace.render()
+    );
+    found[0]
+}
+
+/// When ratings answers 503 (`?fail=1`), reviews degrades to a 200 like Bookinfo: the
+/// ratings segment and reviews' `ratings` subsegment carry status 503 and `fault`, the
+/// reviews and productpage documents stay 200 without fault, and the trace is still one
+/// fully linked trace per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_callee_is_a_fault_on_its_segment_and_the_callers_subsegment() {
+    let mut mesh = Mesh::start(MeshOptions {
+        label: "fault".into(),
+        ..MeshOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
+
+    if let Err(err) = mesh.send_requests(REQUESTS, "fail=1").await {
+        panic!("{err}\n{}", mesh.diagnostics().await);
+    }
+    let expect = Expectation {
+        traces: REQUESTS,
+        documents_per_trace: BOOKINFO_DOCUMENTS,
+    };
+    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
+    if !collected.complete || collected.traces.len() != REQUESTS {
+        panic!("{}\n{}", collected.describe(), mesh.diagnostics().await);
+    }
+    for trace in &collected.traces {
+        let problems = bookinfo_trace_problems(trace);
+        assert!(problems.is_empty(), "{problems:?}\n{}", trace.render());
+        for (name, remote) in [("ratings", false), ("ratings", true)] {
+            let doc = only(trace, name, remote);
+            assert_eq!(doc.http_status, Some(503), "{}", trace.render());
+            assert!(doc.fault && !doc.error, "{}", trace.render());
+        }
+        for (name, remote) in [
+            ("productpage", false),
+            ("reviews", true),
+            ("reviews", false),
+        ] {
+            let doc = only(trace, name, remote);
+            assert_eq!(doc.http_status, Some(200), "{}", trace.render());
+            assert!(!doc.fault && !doc.error, "{}", trace.render());
+        }
+    }
+}

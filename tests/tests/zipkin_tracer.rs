@@ -1,0 +1,70 @@
+//! The meshray filter next to Envoy's own Zipkin tracer (Istio's default provider).
+//!
+//! Needs the filter module, the relay binary, Envoy and moto (`make test`).
+
+use std::time::Duration;
+
+use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_edges, bookinfo_trace_problems};
+use meshray_e2e::xray::{Expectation, service_graph};
+use meshray_e2e::{Mesh, MeshOptions};
+
+const REQUESTS: usize = 10;
+/// Zipkin spans per request with `shared_span_context: false`: a SERVER span at each
+/// inbound sidecar (3) and a CLIENT span at each caller's outbound sidecar (2).
+const SPANS_PER_REQUEST: usize = 5;
+
+/// With Envoy's Zipkin tracer on every listener (which rewrites `x-b3-*` on the way
+/// out), every request still gives exactly one fully linked X-Ray trace with the edges
+/// productpage → reviews → ratings, and the tracer really ran: the in-test collector
+/// received its spans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_stay_linked_with_envoys_zipkin_tracer_on() {
+    let mut mesh = Mesh::start(MeshOptions {
+        zipkin_tracer: true,
+        label: "zipkin-tracer".into(),
+        ..MeshOptions::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
+
+    if let Err(err) = mesh.send_requests(REQUESTS, "").await {
+        panic!("{err}\n{}", mesh.diagnostics().await);
+    }
+    let expect = Expectation {
+        traces: REQUESTS,
+        documents_per_trace: BOOKINFO_DOCUMENTS,
+    };
+    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
+    if !collected.complete || collected.traces.len() != REQUESTS {
+        panic!(
+            "expected exactly {REQUESTS} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
+            collected.describe(),
+            mesh.diagnostics().await
+        );
+    }
+    for trace in &collected.traces {
+        let problems = bookinfo_trace_problems(trace);
+        assert!(
+            problems.is_empty(),
+            "trace {} is not fully linked:\n  - {}\n{}",
+            trace.id,
+            problems.join("\n  - "),
+            trace.render()
+        );
+    }
+    let edges: Vec<_> = service_graph(&collected.traces).into_keys().collect();
+    assert_eq!(edges, bookinfo_edges());
+
+    // Envoy flushes Zipkin reports every 5 spans or 5 s.
+    let zipkin = mesh.zipkin().expect("zipkin sink is on");
+    let spans = zipkin
+        .wait_for_spans(REQUESTS * SPANS_PER_REQUEST, Duration::from_secs(15))
+        .await;
+    assert!(
+        spans >= REQUESTS * SPANS_PER_REQUEST,
+        "the Zipkin collector received {spans} spans, expected at least {}; posts {:?}",
+        REQUESTS * SPANS_PER_REQUEST,
+        zipkin.post_count()
+    );
+    assert_eq!(zipkin.post_count().1, 0, "posts that were not a JSON array");
+}
