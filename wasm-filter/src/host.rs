@@ -60,6 +60,13 @@ pub trait Host {
 
     /// Adds `by` to a counter.
     fn increment_counter(&self, id: u32, by: i64) -> Result<(), HostError>;
+
+    /// Defines (or finds) a gauge; the id is valid for the VM's lifetime.
+    fn define_gauge(&self, name: &str) -> Result<u32, HostError>;
+
+    /// Adds `by` (possibly negative) to a gauge. Worker VMs share a gauge by
+    /// name, so each adds its own changes rather than setting a value.
+    fn add_to_gauge(&self, id: u32, by: i64) -> Result<(), HostError>;
 }
 
 // === property helpers ===
@@ -273,6 +280,14 @@ mod fake {
                 .unwrap_or_default();
             *self.counters.borrow_mut().entry(name).or_default() += by;
             Ok(())
+        }
+
+        fn define_gauge(&self, name: &str) -> Result<u32, HostError> {
+            self.define_counter(name)
+        }
+
+        fn add_to_gauge(&self, id: u32, by: i64) -> Result<(), HostError> {
+            self.increment_counter(id, by)
         }
     }
 }

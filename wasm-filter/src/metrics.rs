@@ -52,6 +52,8 @@ pub struct Metrics {
     dropped_by_reason: [Option<u32>; 5],
     /// `meshray_headers_malformed_total`: propagation headers ignored as malformed.
     malformed_headers: Option<u32>,
+    /// `meshray_buffered_documents` (gauge): documents waiting in the buffers of all workers.
+    buffered: Option<u32>,
 }
 
 impl Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             dropped: define("meshray_segments_dropped_total"),
             dropped_by_reason,
             malformed_headers: define("meshray_headers_malformed_total"),
+            buffered: host.define_gauge("meshray_buffered_documents").ok(),
         }
     }
 
@@ -96,6 +99,16 @@ impl Metrics {
             self.dropped_by_reason.get(index).copied().flatten(),
             n,
         );
+    }
+
+    /// Records documents entering (`delta > 0`) or leaving the buffer.
+    pub fn buffered(&self, host: &impl Host, delta: i64) {
+        if let Some(id) = self.buffered
+            && delta != 0
+            && host.add_to_gauge(id, delta).is_err()
+        {
+            log::debug!("meshray: gauge {id} could not be updated");
+        }
     }
 
     /// Counts malformed propagation headers.

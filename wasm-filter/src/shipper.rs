@@ -69,6 +69,7 @@ impl Shipper {
         }
         self.queued_bytes += document.len();
         self.queue.push_back(document);
+        metrics.buffered(host, 1);
     }
 
     /// Timer: sends full batches at once, and everything once the flush interval has passed.
@@ -108,6 +109,7 @@ impl Shipper {
             count += 1;
         }
         body.push(b']');
+        metrics.buffered(host, -i64::try_from(count).unwrap_or(i64::MAX));
         let headers = [
             (":method", "POST"),
             (":path", config.relay_path.as_str()),

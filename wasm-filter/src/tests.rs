@@ -433,6 +433,7 @@ fn full_buffer_drops_newest_and_counts() {
         );
     }
     assert_eq!(shipper.queued(), 3);
+    assert_eq!(host.counter("meshray_buffered_documents"), 3);
     assert_eq!(host.counter("meshray_segments_emitted_total"), 5);
     assert_eq!(host.counter("meshray_segments_dropped_total"), 2);
     assert_eq!(
@@ -504,6 +505,7 @@ fn in_flight_limit_keeps_documents_buffered() {
     shipper.on_tick(&host, &config, &metrics);
     assert_eq!(shipper.in_flight(), 2);
     assert_eq!(shipper.queued(), 3);
+    assert_eq!(host.counter("meshray_buffered_documents"), 3);
 }
 
 #[test]

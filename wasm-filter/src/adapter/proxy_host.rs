@@ -76,4 +76,12 @@ impl Host for ProxyWasmHost {
     fn increment_counter(&self, id: u32, by: i64) -> Result<(), HostError> {
         hostcalls::increment_metric(id, by).map_err(|s| failed("increment_metric", s))
     }
+
+    fn define_gauge(&self, name: &str) -> Result<u32, HostError> {
+        hostcalls::define_metric(MetricType::Gauge, name).map_err(|s| failed("define_metric", s))
+    }
+
+    fn add_to_gauge(&self, id: u32, by: i64) -> Result<(), HostError> {
+        hostcalls::increment_metric(id, by).map_err(|s| failed("increment_metric", s))
+    }
 }
