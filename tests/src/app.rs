@@ -134,6 +134,14 @@ impl AppStats {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
+
+    /// The value of header `name` (lowercase) in the last request received, if it had one.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        self.last_headers()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
 }
 
 struct AppState {
@@ -209,6 +217,12 @@ impl AppServer {
     /// What the service has seen.
     pub fn stats(&self) -> &AppStats {
         &self.stats
+    }
+
+    /// Stops the app as if its container died: its port refuses connections from now on
+    /// and idle connections are closed (see [`LocalServer::stop`]); the sidecar stays up.
+    pub async fn stop(&mut self) {
+        self.server.stop().await;
     }
 }
 

@@ -20,9 +20,18 @@ pub fn bookinfo_edges() -> Vec<Edge> {
 }
 
 /// Everything wrong with `trace` as a trace of one request through the sample app; empty
-/// when it is fully linked. Includes [`Trace::problems`].
+/// when it is fully linked. Includes [`Trace::problems`]. The request is expected to have
+/// come without a trace context (or with one that names no parent span), so the
+/// productpage segment must have no `parent_id`.
 pub fn bookinfo_trace_problems(trace: &Trace) -> Vec<String> {
-    let mut problems = trace.problems();
+    bookinfo_trace_problems_with_caller(trace, None)
+}
+
+/// As [`bookinfo_trace_problems`], for a request whose client sent its own span: with
+/// `caller` set, the productpage segment's `parent_id` must be exactly that span id (which
+/// is not a document of the trace); with `None`, it must have no `parent_id`.
+pub fn bookinfo_trace_problems_with_caller(trace: &Trace, caller: Option<&str>) -> Vec<String> {
+    let mut problems = trace.problems_with_external_parents(caller.as_slice());
     let segments = trace.segments();
     let mut names: Vec<&str> = segments.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -39,12 +48,17 @@ pub fn bookinfo_trace_problems(trace: &Trace) -> Vec<String> {
             "remote subsegments are {remote_names:?}, expected reviews and ratings"
         ));
     }
-    if let Some(root) = segments.iter().find(|s| s.name == "productpage")
-        && let Some(parent) = &root.parent_id
-    {
-        problems.push(format!(
-            "productpage segment has parent_id {parent}; the request came without context"
-        ));
+    if let Some(root) = segments.iter().find(|s| s.name == "productpage") {
+        match (root.parent_id.as_deref(), caller) {
+            (None, None) => {}
+            (Some(parent), Some(caller)) if parent == caller => {}
+            (Some(parent), None) => problems.push(format!(
+                "productpage segment has parent_id {parent}; the request came without a parent span"
+            )),
+            (parent, Some(caller)) => problems.push(format!(
+                "productpage segment has parent_id {parent:?}, expected the client's span {caller}"
+            )),
+        }
     }
     for caller in [Service::Productpage, Service::Reviews] {
         let Some(callee) = caller.callee() else {
@@ -113,6 +127,37 @@ mod tests {
         let docs = docs("b000000000000002");
         let trace = Trace::parse(TRACE, docs.iter().map(String::as_str)).unwrap();
         assert_eq!(bookinfo_trace_problems(&trace), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_clients_span_is_accepted_only_where_expected() {
+        let mut with_client = docs("b000000000000002");
+        with_client[0] = json!({"name": "productpage", "id": "a000000000000001",
+            "parent_id": "0123456789abcdef", "trace_id": TRACE,
+            "start_time": 1.0, "end_time": 2.0})
+        .to_string();
+        let trace = Trace::parse(TRACE, with_client.iter().map(String::as_str)).unwrap();
+        assert_eq!(
+            bookinfo_trace_problems_with_caller(&trace, Some("0123456789abcdef")),
+            Vec::<String>::new()
+        );
+        let without = bookinfo_trace_problems(&trace).join("\n");
+        assert!(without.contains("no document of the trace"), "{without}");
+        assert!(without.contains("without a parent span"), "{without}");
+        let other = bookinfo_trace_problems_with_caller(&trace, Some("fedcba9876543210"));
+        assert!(
+            other
+                .join("\n")
+                .contains("expected the client's span fedcba9876543210"),
+            "{other:?}"
+        );
+        let linked =
+            Trace::parse(TRACE, docs("b000000000000002").iter().map(String::as_str)).unwrap();
+        let missing = bookinfo_trace_problems_with_caller(&linked, Some("0123456789abcdef"));
+        assert!(
+            missing.join("\n").contains("expected the client's span"),
+            "{missing:?}"
+        );
     }
 
     #[test]

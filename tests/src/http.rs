@@ -149,7 +149,12 @@ pub struct LocalServer {
     addr: std::net::SocketAddr,
     /// The serving task; aborted on drop.
     task: tokio::task::JoinHandle<()>,
+    /// Starts a graceful shutdown when sent to (or dropped).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
+
+/// How long [`LocalServer::stop`] lets open requests finish before aborting.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl LocalServer {
     /// Binds 127.0.0.1:0 and serves `router` on the current tokio runtime.
@@ -164,17 +169,43 @@ impl LocalServer {
             .local_addr()
             .map_err(|e| HarnessError::io(format!("local address of {what}"), e))?;
         let what = what.to_owned();
+        let (shutdown, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, router).await {
+            let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
+                // A dropped sender also means stop.
+                let _stop = stop_requested.await;
+            });
+            if let Err(err) = serving.await {
                 eprintln!("meshray-e2e: {what} stopped: {err}");
             }
         });
-        Ok(Self { addr, task })
+        Ok(Self {
+            addr,
+            task,
+            shutdown: Some(shutdown),
+        })
     }
 
     /// The bound address.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Stops serving, as a crashed or scaled-down app would: the listening socket is closed
+    /// at once (new connections are refused), idle keep-alive connections are closed, and
+    /// requests in progress get up to 5 s to finish before the server is aborted.
+    pub async fn stop(&mut self) {
+        let Some(shutdown) = self.shutdown.take() else {
+            return; // stopped before
+        };
+        // An error means the server already stopped.
+        let _stopped = shutdown.send(());
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`run_dir`]: a per-test scratch directory for configs and logs, kept when a test fails.
 //! - [`process`]: a child process that is killed on drop and logs to a file.
 //! - [`http`]: a small HTTP/1 client used by the app, the admin helpers and the tests.
+//! - [`ids`]: trace ids a test client sends, and reading back the ones the filter wrote.
 //! - [`moto`]: `moto_server` on an ephemeral port and an X-Ray client pointed at it.
 //! - [`relay`]: the `meshray-relay` binary as a child: start, stop, restart on the same port.
 //! - [`envoy`]: Istio-shaped sidecar configs, the Envoy child, admin stats and RSS.
@@ -29,6 +30,7 @@ pub mod check;
 pub mod envoy;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod mesh;
 pub mod moto;
 pub mod paths;

@@ -189,6 +189,14 @@ impl Mesh {
         &self.pods[at]
     }
 
+    /// Stops the app of `service` (its sidecar keeps running), so the sidecar's inbound
+    /// cluster gets "connection refused" from then on, as when the app container crashed.
+    pub async fn stop_app(&mut self, service: Service) {
+        if let Some(pod) = self.pods.iter_mut().find(|p| p.app.service() == service) {
+            pod.app.stop().await;
+        }
+    }
+
     /// Every pod, productpage first.
     pub fn pods(&self) -> &[Pod] {
         &self.pods

@@ -322,6 +322,13 @@ impl Trace {
     /// What is structurally wrong with the trace; empty when every id is well-formed and
     /// unique, every `parent_id` resolves, and times are sane.
     pub fn problems(&self) -> Vec<String> {
+        self.problems_with_external_parents(&[])
+    }
+
+    /// [`Trace::problems`], except that a segment whose `parent_id` is one of `external`
+    /// may point outside the trace: the span of a caller traced by someone else (a Zipkin-
+    /// or W3C-instrumented client), which X-Ray accepts as a segment's parent.
+    pub fn problems_with_external_parents(&self, external: &[&str]) -> Vec<String> {
         let flat = self.flat();
         let mut problems = Vec::new();
         if !is_xray_trace_id(&self.id) {
@@ -370,6 +377,14 @@ impl Trace {
         }
         for &at in &flat.unresolved {
             let doc = flat.nodes[at];
+            let outside_caller = doc.kind == Kind::Segment
+                && doc
+                    .parent_id
+                    .as_deref()
+                    .is_some_and(|p| external.contains(&p));
+            if outside_caller {
+                continue;
+            }
             problems.push(format!(
                 "{} ({}) has parent_id {} which is no document of the trace",
                 doc.name,

@@ -28,6 +28,18 @@ struct RelayAnswer {
     rejected: Vec<serde_json::Value>,
 }
 
+/// What came back for one post to the relay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RelayReply<'a> {
+    /// HTTP status; `None` when the call failed without a response (reset, timeout).
+    pub status: Option<u16>,
+    /// Whether the answer carried `Retry-After`: the relay sets it when it sheds
+    /// load, Envoy's own 503 (relay unreachable) does not.
+    pub retry_after: bool,
+    /// The body.
+    pub body: Option<&'a [u8]>,
+}
+
 /// Buffer and in-flight posts of one worker VM.
 #[derive(Debug, Default)]
 pub struct Shipper {
@@ -132,29 +144,32 @@ impl Shipper {
         }
     }
 
-    /// The relay answered a post (or the call failed: no status).
+    /// The relay answered a post, or Envoy answered for it (unreachable, timeout).
     pub fn on_response(
         &mut self,
         host: &impl Host,
         metrics: &Metrics,
         token: u32,
-        status: Option<u16>,
-        body: Option<&[u8]>,
+        reply: RelayReply<'_>,
     ) {
         let Some(count) = self.in_flight.remove(&token) else {
             return;
         };
-        match status {
+        // The relay sheds load with 429, or 503 + Retry-After; any other failure
+        // (Envoy's own 503 for an unreachable relay, a reset, a timeout) means unavailable.
+        let busy = reply.status == Some(429) || (reply.status == Some(503) && reply.retry_after);
+        match reply.status {
             Some(200..=299) => {
-                let answer = body.and_then(|b| serde_json::from_slice::<RelayAnswer>(b).ok());
+                let answer = reply
+                    .body
+                    .and_then(|b| serde_json::from_slice::<RelayAnswer>(b).ok());
                 match answer {
                     Some(answer) => {
                         metrics.sent(host, answer.accepted);
-                        if !answer.rejected.is_empty() {
+                        if let Some(first) = answer.rejected.first() {
                             log::warn!(
-                                "meshray: relay rejected {} documents: {}",
-                                answer.rejected.len(),
-                                answer.rejected[0]
+                                "meshray: relay rejected {} documents, first: {first}",
+                                answer.rejected.len()
                             );
                             metrics.dropped(host, DropReason::Rejected, answer.rejected.len());
                         }
@@ -162,13 +177,13 @@ impl Shipper {
                     None => metrics.sent(host, count),
                 }
             }
-            Some(429 | 503) => {
+            _ if busy => {
                 log::info!("meshray: relay busy, dropped a batch of {count}");
                 metrics.dropped(host, DropReason::RelayBusy, count);
             }
             other => {
                 log::info!(
-                    "meshray: relay post failed (status {other:?}), dropped a batch of {count}"
+                    "meshray: relay unavailable (status {other:?}), dropped a batch of {count}"
                 );
                 metrics.dropped(host, DropReason::RelayUnavailable, count);
             }

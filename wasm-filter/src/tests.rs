@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::config::FilterConfig;
 use crate::host::FakeHost;
 use crate::metrics::Metrics;
-use crate::shipper::Shipper;
+use crate::shipper::{RelayReply, Shipper};
 use crate::tracer::{self, ActiveSpan, Random, Role};
 use crate::workload::Workload;
 
@@ -228,6 +228,17 @@ fn load_balancer_root_becomes_the_trace_id() {
         format!("1-{NOW:08x}-abcdef012345678912345678")
     );
     assert!(doc.get("parent_id").is_none());
+    // The app forwards B3 and traceparent only: the load balancer's trace goes on in those.
+    assert_eq!(
+        host.header("x-b3-traceid"),
+        Some(format!("{NOW:08x}abcdef012345678912345678"))
+    );
+    assert_eq!(host.header("x-b3-spanid").as_deref(), doc["id"].as_str());
+    assert!(
+        host.header("traceparent")
+            .unwrap()
+            .contains(&format!("{NOW:08x}abcdef012345678912345678"))
+    );
 }
 
 #[test]
@@ -240,16 +251,27 @@ fn unsampled_callers_get_nothing_emitted_and_headers_untouched() {
             "traceparent",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
         ),
-        (
-            "x-amzn-trace-id",
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
-        ),
     ] {
         let host = pod(INBOUND).with_header(name, value);
         let mut sidecar = Sidecar::new(&host, FilterConfig::default());
         assert!(sidecar.headers(&host).is_none(), "{name}: {value}");
         assert!(host.header_writes.borrow().is_empty(), "{name}: {value}");
     }
+}
+
+#[test]
+fn an_unsampled_decision_only_in_xray_is_carried_to_the_next_hop() {
+    // Apps do not forward x-amzn-trace-id: without x-b3-sampled: 0 the next hop would start a new trace.
+    let host = pod(INBOUND).with_header(
+        "x-amzn-trace-id",
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+    );
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    assert!(sidecar.headers(&host).is_none());
+    assert_eq!(
+        *host.header_writes.borrow(),
+        [("x-b3-sampled".to_owned(), "0".to_owned())]
+    );
 }
 
 #[test]
@@ -475,15 +497,20 @@ fn tick_sends_batches_to_the_relay_cluster() {
     );
     drop(dispatched);
 
-    shipper.on_response(
-        &host,
-        &metrics,
-        1,
-        Some(200),
-        Some(br#"{"accepted":1,"rejected":[{"index":1,"error":"bad"}]}"#),
-    );
-    shipper.on_response(&host, &metrics, 2, None, None);
-    shipper.on_response(&host, &metrics, 3, Some(503), None);
+    let partial = RelayReply {
+        status: Some(200),
+        retry_after: false,
+        body: Some(br#"{"accepted":1,"rejected":[{"index":1,"error":"bad"}]}"#),
+    };
+    let reset = RelayReply::default();
+    let shedding = RelayReply {
+        status: Some(503),
+        retry_after: true,
+        body: None,
+    };
+    shipper.on_response(&host, &metrics, 1, partial);
+    shipper.on_response(&host, &metrics, 2, reset);
+    shipper.on_response(&host, &metrics, 3, shedding);
     assert_eq!(host.counter("meshray_segments_sent_total"), 1);
     assert_eq!(host.counter("meshray_segments_dropped_rejected_total"), 1);
     assert_eq!(
@@ -492,6 +519,25 @@ fn tick_sends_batches_to_the_relay_cluster() {
     );
     assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 1);
     assert_eq!(shipper.in_flight(), 0);
+}
+
+#[test]
+fn envoys_own_503_means_the_relay_is_unavailable_not_busy() {
+    let (host, config, metrics) = shipper_setup(10, 10);
+    let mut shipper = Shipper::default();
+    shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    shipper.on_tick(&host, &config, &metrics);
+    let envoy_503 = RelayReply {
+        status: Some(503),
+        retry_after: false,
+        body: Some(b"no healthy upstream"),
+    };
+    shipper.on_response(&host, &metrics, 1, envoy_503);
+    assert_eq!(
+        host.counter("meshray_segments_dropped_relay_unavailable_total"),
+        1
+    );
+    assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 0);
 }
 
 #[test]

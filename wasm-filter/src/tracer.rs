@@ -185,11 +185,18 @@ pub fn on_request_headers(
         _ => None,
     };
     if extracted.sampling == Some(false) && pod_segment.is_none() {
-        // The caller decided: forward untouched, emit nothing.
+        // The caller decided: emit nothing and forward untouched — unless the
+        // "no" came only in x-amzn-trace-id, which apps do not forward; then
+        // x-b3-sampled: 0 carries it, so the next hops do not start new traces.
+        write_headers(
+            host,
+            propagation::carry_unsampled(&extracted)
+                .into_iter()
+                .collect(),
+        );
         return None;
     }
 
-    let root = extracted.context.is_none();
     let trace_id = extracted.trace_id().unwrap_or_else(|| {
         let random_bits = (u128::from(random.next_u64()) << 64) | u128::from(random.next_u64());
         TraceId::mint(now_secs as u32, random_bits)
@@ -206,7 +213,7 @@ pub fn on_request_headers(
             .unwrap_or_else(|| SpanId::from_random(random.next_u64()));
         write_headers(
             host,
-            propagation::inject(&extracted, &seen.propagation, trace_id, span, false, root),
+            propagation::inject(&extracted, &seen.propagation, trace_id, span, false),
         );
         return None;
     }
@@ -245,7 +252,7 @@ pub fn on_request_headers(
     };
     write_headers(
         host,
-        propagation::inject(&extracted, &seen.propagation, trace_id, id, true, root),
+        propagation::inject(&extracted, &seen.propagation, trace_id, id, true),
     );
 
     let url = match (&seen.authority, &seen.path) {

@@ -9,9 +9,17 @@
 //! `Root=` must become the trace id. The sampling decision is the leading
 //! format's, or else the first explicit decision in any other format.
 //!
+//! # What is written
+//! `x-amzn-trace-id` always carries our document as parent. The formats that
+//! arrived valid are rewritten with the new parent. When none of the formats
+//! mesh apps forward (`traceparent`, `b3`, `x-b3-*`) arrived valid — a trace
+//! root, or a context that came only in `x-amzn-trace-id`, e.g. from an AWS
+//! load balancer — `traceparent` and `x-b3-*` are added, because Bookinfo-style
+//! apps forward those and not `x-amzn-trace-id`.
+//!
 //! A malformed header is treated as absent and reported in
 //! [`Extracted::malformed`]; it is never rewritten unless meshray would add that
-//! header anyway at a trace root.
+//! header anyway.
 
 pub mod b3;
 pub mod w3c;
@@ -171,6 +179,8 @@ pub struct Extracted {
     pub b3_multi: Option<SpanContext>,
     /// Headers that were present but malformed (treated as absent).
     pub malformed: Vec<(Format, CodecError)>,
+    /// Whether a format apps forward (`traceparent`, `b3`, `x-b3-*`) carried an explicit decision.
+    pub forwarded_decision: bool,
 }
 
 impl Extracted {
@@ -188,6 +198,11 @@ impl Extracted {
     pub fn format(&self) -> Option<Format> {
         self.context.map(|(format, _)| format)
     }
+
+    /// Whether a format apps forward (`traceparent`, `b3`, `x-b3-*`) arrived valid.
+    pub fn has_forwarded_context(&self) -> bool {
+        self.traceparent.is_some() || self.b3_single.is_some() || self.b3_multi.is_some()
+    }
 }
 
 /// Reads every format present in `headers`, in precedence order.
@@ -204,6 +219,7 @@ pub fn extract(headers: &PropagationHeaders) -> Extracted {
             Err(e) => out.malformed.push((Format::Xray, e)),
         }
     }
+    let xray_hints = hints.len();
     if let Some(value) = &headers.traceparent {
         match w3c::parse(value) {
             Ok(parsed) => {
@@ -242,26 +258,26 @@ pub fn extract(headers: &PropagationHeaders) -> Extracted {
         None => {}
     }
     out.sampling = hints.iter().find_map(|s| s.decision());
+    out.forwarded_decision = hints[xray_hints..].iter().any(|s| s.decision().is_some());
     out
 }
 
 /// One header to set on the request.
 pub type HeaderWrite = (&'static str, String);
 
-/// The header writes that make the next hop see `span` as its parent in `trace_id`.
+/// The header writes that make the next hop see `span` as its parent in `trace_id`
+/// (see the module docs for which formats are written).
 ///
-/// Formats that arrived valid are rewritten with the new parent (only fields
-/// that change); `x-amzn-trace-id` is always written; at a trace `root` B3
-/// multi and `traceparent` are added too, because mesh apps forward those.
-/// The `b3` single header and `x-b3-*` keep the wire width of their trace id.
+/// Only values that change are written. The `b3` single header and `x-b3-*`
+/// keep the wire width of their trace id.
 pub fn inject(
     extracted: &Extracted,
     headers: &PropagationHeaders,
     trace_id: TraceId,
     span: SpanId,
     sampled: bool,
-    root: bool,
 ) -> Vec<HeaderWrite> {
+    let add_forwarded = !extracted.has_forwarded_context();
     let mut writes = Vec::with_capacity(5);
     let extra = extracted.xray.as_ref().map_or("", |x| x.extra.as_str());
     writes.push((
@@ -269,7 +285,7 @@ pub fn inject(
         xray::render(trace_id, span, sampled, extra),
     ));
 
-    if root || extracted.traceparent.is_some() {
+    if add_forwarded || extracted.traceparent.is_some() {
         let flags = extracted.traceparent.map_or(0, |tp| tp.flags);
         push_if_changed(
             &mut writes,
@@ -292,7 +308,7 @@ pub fn inject(
             b3::render_single(id, span, sampling),
         );
     }
-    if root || extracted.b3_multi.is_some() {
+    if add_forwarded || extracted.b3_multi.is_some() {
         let id = extracted.b3_multi.map_or(trace_id, |ctx| {
             same_trace_keeping_width(ctx.trace_id, trace_id)
         });
@@ -319,6 +335,14 @@ pub fn inject(
         }
     }
     writes
+}
+
+/// For a request the caller marked unsampled, the write that carries the "no" to
+/// the next hop when only `x-amzn-trace-id` (which mesh apps do not forward)
+/// said so: `x-b3-sampled: 0`. Otherwise nothing: the request stays untouched.
+pub fn carry_unsampled(extracted: &Extracted) -> Option<HeaderWrite> {
+    (extracted.sampling == Some(false) && !extracted.forwarded_decision)
+        .then(|| (X_B3_SAMPLED, b3::render_sampled(false).to_owned()))
 }
 
 /// `received` when it names the same trace as `chosen` (keeping its width), else `chosen`.
@@ -449,7 +473,7 @@ mod tests {
         let ex = extract(&h);
         let trace = TraceId::mint(0x6000_0000, 42);
         let span = SpanId::new(7).unwrap();
-        let writes = inject(&ex, &h, trace, span, true, true);
+        let writes = inject(&ex, &h, trace, span, true);
         let names: Vec<_> = writes.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
@@ -482,7 +506,7 @@ mod tests {
         let ex = extract(&h);
         let trace = ex.trace_id().unwrap();
         let span = SpanId::new(0xabc).unwrap();
-        let writes = inject(&ex, &h, trace, span, true, false);
+        let writes = inject(&ex, &h, trace, span, true);
         assert_eq!(
             writes,
             vec![
@@ -498,6 +522,43 @@ mod tests {
     }
 
     #[test]
+    fn an_unsampled_decision_only_in_xray_is_carried_in_b3() {
+        let only_xray = headers(&[(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+        )]);
+        assert_eq!(
+            carry_unsampled(&extract(&only_xray)),
+            Some((X_B3_SAMPLED, "0".to_owned()))
+        );
+        let also_b3 = headers(&[
+            (
+                "x-amzn-trace-id",
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+            ),
+            ("x-b3-sampled", "0"),
+        ]);
+        assert_eq!(carry_unsampled(&extract(&also_b3)), None);
+        for pairs in [
+            &[("b3", "0")][..],
+            &[(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            )][..],
+        ] {
+            assert_eq!(
+                carry_unsampled(&extract(&headers(pairs))),
+                None,
+                "{pairs:?}"
+            );
+        }
+        assert_eq!(
+            carry_unsampled(&extract(&headers(&[("x-b3-sampled", "1")]))),
+            None
+        );
+    }
+
+    #[test]
     fn next_hop_reads_back_what_was_injected() {
         // An ALB root id with no parent: the next hop must see the same trace and our span.
         let h = headers(&[(
@@ -506,8 +567,14 @@ mod tests {
         )]);
         let ex = extract(&h);
         let span = SpanId::new(99).unwrap();
-        let writes = inject(&ex, &h, ex.trace_id().unwrap(), span, true, false);
-        let next = PropagationHeaders::from_pairs(writes.iter().map(|(n, v)| (*n, v.as_str())));
+        let writes = inject(&ex, &h, ex.trace_id().unwrap(), span, true);
+        // Apps forward B3 and traceparent, not x-amzn-trace-id: those alone must carry the trace.
+        let next = PropagationHeaders::from_pairs(
+            writes
+                .iter()
+                .filter(|(n, _)| *n != X_AMZN_TRACE_ID)
+                .map(|(n, v)| (*n, v.as_str())),
+        );
         let got = extract(&next);
         assert_eq!(got.trace_id(), ex.trace_id());
         assert_eq!(got.parent_span(), Some(span));
@@ -521,7 +588,7 @@ mod tests {
             let h = PropagationHeaders::from_pairs(names.iter().copied().zip(values.iter().map(String::as_str)));
             let ex = extract(&h);
             if let Some(trace) = ex.trace_id() {
-                _ = inject(&ex, &h, trace, SpanId::new(1).unwrap(), true, false);
+                _ = inject(&ex, &h, trace, SpanId::new(1).unwrap(), true);
             }
         }
 
@@ -530,7 +597,7 @@ mod tests {
             let trace = TraceId::mint(epoch, random);
             let span = SpanId::new(span).unwrap();
             let empty = PropagationHeaders::default();
-            let writes = inject(&extract(&empty), &empty, trace, span, sampled, true);
+            let writes = inject(&extract(&empty), &empty, trace, span, sampled);
             let next = PropagationHeaders::from_pairs(writes.iter().map(|(n, v)| (*n, v.as_str())));
             let got = extract(&next);
             prop_assert!(got.malformed.is_empty());

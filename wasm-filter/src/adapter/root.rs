@@ -13,7 +13,7 @@ use super::http::MeshrayHttp;
 use super::proxy_host::ProxyWasmHost;
 use crate::config::FilterConfig;
 use crate::metrics::Metrics;
-use crate::shipper::Shipper;
+use crate::shipper::{RelayReply, Shipper};
 use crate::workload::Workload;
 
 /// How often the root checks whether a batch is full. The configured flush
@@ -51,20 +51,26 @@ impl Context for MeshrayRoot {
         _num_trailers: usize,
     ) {
         let Some(shared) = &self.shared else { return };
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
+        let header = |name: &str| {
+            hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let status =
+            header(":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+        let retry_after = header("retry-after").is_some();
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten();
-        shared.shipper.borrow_mut().on_response(
-            &ProxyWasmHost,
-            &shared.metrics,
-            token_id,
+        let reply = RelayReply {
             status,
-            body.as_deref(),
-        );
+            retry_after,
+            body: body.as_deref(),
+        };
+        shared
+            .shipper
+            .borrow_mut()
+            .on_response(&ProxyWasmHost, &shared.metrics, token_id, reply);
     }
 }
 
