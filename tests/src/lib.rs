@@ -21,6 +21,7 @@
 //! - [`app`]: the sample app: productpage → reviews → ratings, forwarding like Bookinfo.
 //! - [`mesh`]: wires all of the above into one local mesh.
 //! - [`xray`]: fetches traces from the X-Ray API, builds trees and service-graph edges.
+//! - [`schema`]: every document against AWS's segment document schema and the relay's validator.
 //! - [`check`]: the structural checks the tests and the demo apply to a Bookinfo trace.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -37,6 +38,7 @@ pub mod paths;
 pub mod process;
 pub mod relay;
 pub mod run_dir;
+pub mod schema;
 pub mod xray;
 pub mod zipkin;
 

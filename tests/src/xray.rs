@@ -335,6 +335,7 @@ impl Trace {
             problems.push(format!("trace id {:?} is not 1-<8 hex>-<24 hex>", self.id));
         }
         for doc in &self.documents {
+            problems.extend(crate::schema::document_problems(&doc.raw));
             match &doc.trace_id {
                 Some(t) if *t == self.id => {}
                 other => problems.push(format!(
