@@ -36,7 +36,8 @@ pub struct MeshOptions {
     pub zipkin_tracer: bool,
     /// Load the meshray filter (false: untraced sidecars, e.g. for baselines).
     pub with_filter: bool,
-    /// Envoy worker threads per sidecar.
+    /// Envoy worker threads per sidecar (Istio's sidecar default is 2: two wasm VMs per
+    /// sidecar that share the trace links through shared data).
     pub concurrency: u32,
     /// How to run the relay.
     pub relay: RelayOptions,
@@ -50,7 +51,7 @@ impl Default for MeshOptions {
             plugin_config_json: DEFAULT_PLUGIN_CONFIG.to_owned(),
             zipkin_tracer: false,
             with_filter: true,
-            concurrency: 1,
+            concurrency: 2,
             relay: RelayOptions::default(),
             label: "mesh".to_owned(),
         }
