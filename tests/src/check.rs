@@ -27,6 +27,22 @@ pub fn bookinfo_trace_problems(trace: &Trace) -> Vec<String> {
     bookinfo_trace_problems_with_caller(trace, None)
 }
 
+/// The first of `traces` that is not a fully linked Bookinfo trace, described for a
+/// failure message (its problems and its tree); `None` when all are.
+pub fn first_unlinked(traces: &[Trace]) -> Option<String> {
+    traces.iter().find_map(|trace| {
+        let problems = bookinfo_trace_problems(trace);
+        (!problems.is_empty()).then(|| {
+            format!(
+                "trace {} is not fully linked:\n  - {}\n{}",
+                trace.id,
+                problems.join("\n  - "),
+                trace.render()
+            )
+        })
+    })
+}
+
 /// As [`bookinfo_trace_problems`], for a request whose client sent its own span: with
 /// `caller` set, the productpage segment's `parent_id` must be exactly that span id (which
 /// is not a document of the trace); with `None`, it must have no `parent_id`.

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use hyper::http::{HeaderMap, Method};
 
 use crate::app::{AppServer, Service};
+use crate::check::BOOKINFO_DOCUMENTS;
 use crate::envoy::{Sidecar, SidecarSpec, Stats, Upstream, WasmFilter, Workload};
 use crate::error::{HarnessError, Result};
 use crate::http::{DEFAULT_TIMEOUT, HttpClient, HttpResponse};
@@ -21,7 +22,7 @@ use crate::paths;
 use crate::process::log_tail;
 use crate::relay::{Relay, RelayOptions};
 use crate::run_dir::RunDir;
-use crate::xray::{self, Collected, Expectation, XrayApi};
+use crate::xray::{self, Collected, Expectation, Trace, XrayApi};
 use crate::zipkin::ZipkinSink;
 
 /// The plugin config the tests use by default: flush often so traces arrive quickly.
@@ -182,6 +183,30 @@ impl Mesh {
             Duration::from_millis(1500),
         )
         .await
+    }
+
+    /// Waits (up to 60 s) for exactly `n` traces of one Bookinfo request each
+    /// ([`BOOKINFO_DOCUMENTS`] documents) since the mesh started.
+    ///
+    /// # Errors
+    /// A failure message: what arrived instead, and the mesh's diagnostics.
+    pub async fn exactly_bookinfo_traces(
+        &mut self,
+        n: usize,
+    ) -> std::result::Result<Vec<Trace>, String> {
+        let expect = Expectation {
+            traces: n,
+            documents_per_trace: BOOKINFO_DOCUMENTS,
+        };
+        let collected = self.wait_for_traces(expect, Duration::from_secs(60)).await;
+        if collected.complete && collected.traces.len() == n {
+            return Ok(collected.traces);
+        }
+        Err(format!(
+            "expected exactly {n} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
+            collected.describe(),
+            self.diagnostics().await
+        ))
     }
 
     /// The pod of `service`.

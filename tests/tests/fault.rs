@@ -2,10 +2,8 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
-use std::time::Duration;
-
-use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_trace_problems};
-use meshray_e2e::xray::{Document, Expectation, Trace};
+use meshray_e2e::check::first_unlinked;
+use meshray_e2e::xray::{Document, Trace};
 use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 3;
@@ -41,17 +39,14 @@ async fn a_failing_callee_is_a_fault_on_its_segment_and_the_callers_subsegment()
     if let Err(err) = mesh.send_requests(REQUESTS, "fail=1").await {
         panic!("{err}\n{}", mesh.diagnostics().await);
     }
-    let expect = Expectation {
-        traces: REQUESTS,
-        documents_per_trace: BOOKINFO_DOCUMENTS,
-    };
-    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
-    if !collected.complete || collected.traces.len() != REQUESTS {
-        panic!("{}\n{}", collected.describe(), mesh.diagnostics().await);
+    let traces = mesh
+        .exactly_bookinfo_traces(REQUESTS)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(unlinked) = first_unlinked(&traces) {
+        panic!("{unlinked}");
     }
-    for trace in &collected.traces {
-        let problems = bookinfo_trace_problems(trace);
-        assert!(problems.is_empty(), "{problems:?}\n{}", trace.render());
+    for trace in &traces {
         for (name, remote) in [("ratings", false), ("ratings", true)] {
             let doc = only(trace, name, remote);
             assert_eq!(doc.http_status, Some(503), "{}", trace.render());

@@ -3,10 +3,8 @@
 //! Needs the filter module, the relay binary, Envoy and moto (`make test` builds and
 //! installs them first).
 
-use std::time::Duration;
-
-use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_edges, bookinfo_trace_problems};
-use meshray_e2e::xray::{Expectation, service_graph};
+use meshray_e2e::check::{bookinfo_edges, first_unlinked};
+use meshray_e2e::xray::service_graph;
 use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 10;
@@ -28,29 +26,14 @@ async fn each_request_is_one_fully_linked_trace() {
     if let Err(err) = mesh.send_requests(REQUESTS, "").await {
         panic!("{err}\n{}", mesh.diagnostics().await);
     }
-    let expect = Expectation {
-        traces: REQUESTS,
-        documents_per_trace: BOOKINFO_DOCUMENTS,
-    };
-    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
-    if !collected.complete || collected.traces.len() != REQUESTS {
-        panic!(
-            "expected exactly {REQUESTS} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
-            collected.describe(),
-            mesh.diagnostics().await
-        );
+    let traces = mesh
+        .exactly_bookinfo_traces(REQUESTS)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(unlinked) = first_unlinked(&traces) {
+        panic!("{unlinked}");
     }
-    for trace in &collected.traces {
-        let problems = bookinfo_trace_problems(trace);
-        assert!(
-            problems.is_empty(),
-            "trace {} is not fully linked:\n  - {}\n{}",
-            trace.id,
-            problems.join("\n  - "),
-            trace.render()
-        );
-    }
-    let graph = service_graph(&collected.traces);
+    let graph = service_graph(&traces);
     let edges: Vec<_> = graph.keys().cloned().collect();
     assert_eq!(edges, bookinfo_edges(), "{graph:?}");
     assert!(graph.values().all(|n| *n == REQUESTS), "{graph:?}");

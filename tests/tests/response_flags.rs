@@ -7,11 +7,9 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
-use std::time::Duration;
-
 use meshray_e2e::app::Service;
-use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_trace_problems};
-use meshray_e2e::xray::{Document, Expectation, Trace};
+use meshray_e2e::check::first_unlinked;
+use meshray_e2e::xray::{Document, Trace};
 use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 3;
@@ -72,28 +70,14 @@ async fn an_unreachable_app_is_an_upstream_connection_failure_on_its_segment() {
             );
         }
     }
-    let expect = Expectation {
-        traces: REQUESTS,
-        documents_per_trace: BOOKINFO_DOCUMENTS,
-    };
-    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
-    if !collected.complete || collected.traces.len() != REQUESTS {
-        panic!(
-            "expected exactly {REQUESTS} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
-            collected.describe(),
-            mesh.diagnostics().await
-        );
+    let traces = mesh
+        .exactly_bookinfo_traces(REQUESTS)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(unlinked) = first_unlinked(&traces) {
+        panic!("{unlinked}");
     }
-    for trace in &collected.traces {
-        let problems = bookinfo_trace_problems(trace);
-        assert!(
-            problems.is_empty(),
-            "trace {} is not fully linked:\n  - {}\n{}",
-            trace.id,
-            problems.join("\n  - "),
-            trace.render()
-        );
-
+    for trace in &traces {
         let ratings = only(trace, "ratings", false);
         assert_eq!(
             ratings.http_status,

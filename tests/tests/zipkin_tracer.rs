@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_edges, bookinfo_trace_problems};
-use meshray_e2e::xray::{Expectation, service_graph};
+use meshray_e2e::check::{bookinfo_edges, first_unlinked};
+use meshray_e2e::xray::service_graph;
 use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 10;
@@ -30,29 +30,14 @@ async fn traces_stay_linked_with_envoys_zipkin_tracer_on() {
     if let Err(err) = mesh.send_requests(REQUESTS, "").await {
         panic!("{err}\n{}", mesh.diagnostics().await);
     }
-    let expect = Expectation {
-        traces: REQUESTS,
-        documents_per_trace: BOOKINFO_DOCUMENTS,
-    };
-    let collected = mesh.wait_for_traces(expect, Duration::from_secs(60)).await;
-    if !collected.complete || collected.traces.len() != REQUESTS {
-        panic!(
-            "expected exactly {REQUESTS} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
-            collected.describe(),
-            mesh.diagnostics().await
-        );
+    let traces = mesh
+        .exactly_bookinfo_traces(REQUESTS)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(unlinked) = first_unlinked(&traces) {
+        panic!("{unlinked}");
     }
-    for trace in &collected.traces {
-        let problems = bookinfo_trace_problems(trace);
-        assert!(
-            problems.is_empty(),
-            "trace {} is not fully linked:\n  - {}\n{}",
-            trace.id,
-            problems.join("\n  - "),
-            trace.render()
-        );
-    }
-    let edges: Vec<_> = service_graph(&collected.traces).into_keys().collect();
+    let edges: Vec<_> = service_graph(&traces).into_keys().collect();
     assert_eq!(edges, bookinfo_edges());
 
     // Envoy flushes Zipkin reports every 5 spans or 5 s.
