@@ -263,6 +263,17 @@ impl Trace {
         self.flat().nodes
     }
 
+    /// The one document named `name` that is (`remote`) or is not a remote subsegment;
+    /// `None` when there is no such document or more than one.
+    pub fn single(&self, name: &str, remote: bool) -> Option<&Document> {
+        let mut found = self
+            .all()
+            .into_iter()
+            .filter(|d| d.name == name && d.is_remote() == remote);
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
+    }
+
     /// The document or embedded subsegment with `id`.
     pub fn find(&self, id: &str) -> Option<&Document> {
         self.all().into_iter().find(|d| d.id == id)

@@ -8,19 +8,15 @@ use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 3;
 
+// A test helper: a missing document is a failed test, reported with the trace.
+#[allow(clippy::panic)]
 fn only<'a>(trace: &'a Trace, name: &str, remote: bool) -> &'a Document {
-    let found: Vec<&Document> = trace
-        .all()
-        .into_iter()
-        .filter(|d| d.name == name && d.is_remote() == remote)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "{name} (remote {remote}) in\n{}",
-        trace.render()
-    );
-    found[0]
+    trace.single(name, remote).unwrap_or_else(|| {
+        panic!(
+            "expected exactly one {name} (remote {remote}) in\n{}",
+            trace.render()
+        )
+    })
 }
 
 /// When ratings answers 503 (`?fail=1`), reviews degrades to a 200 like Bookinfo: the
