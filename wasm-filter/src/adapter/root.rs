@@ -16,8 +16,9 @@ use crate::metrics::Metrics;
 use crate::shipper::{RelayReply, Shipper};
 use crate::workload::Workload;
 
-/// How often the root checks whether a batch is full. The configured flush
-/// interval bounds how long a document waits; this bounds how late a full batch leaves.
+/// How often the root checks whether a batch is full (or the flush interval, if
+/// shorter). The configured flush interval bounds how long a document waits; this
+/// bounds how late a full batch leaves.
 const TICK: Duration = Duration::from_millis(100);
 
 /// What every request context of this VM shares with the root.
@@ -112,7 +113,11 @@ impl RootContext for MeshrayRoot {
             shipper: RefCell::new(Shipper::default()),
             random: RefCell::new(fastrand::Rng::new()),
         }));
-        if let Err(e) = hostcalls::set_tick_period(TICK) {
+        let tick = self
+            .shared
+            .as_ref()
+            .map_or(TICK, |shared| TICK.min(shared.config.flush_interval));
+        if let Err(e) = hostcalls::set_tick_period(tick) {
             log::error!("meshray: cannot start the flush timer: {e:?}");
         }
         true
