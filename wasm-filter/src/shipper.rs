@@ -51,6 +51,8 @@ pub struct Shipper {
     in_flight: HashMap<u32, usize>,
     /// When the queue was last flushed, ns since the epoch.
     last_flush_nanos: u64,
+    /// Whether the last post failed (for logging state changes only).
+    relay_failing: bool,
 }
 
 impl Shipper {
@@ -92,8 +94,14 @@ impl Shipper {
         if interval_passed {
             self.last_flush_nanos = now;
         }
+        self.send(host, config, metrics, interval_passed);
+    }
+
+    /// Posts full batches while fewer than `max_in_flight` posts are out; with
+    /// `partial`, what is left too.
+    fn send(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics, partial: bool) {
         while self.in_flight.len() < config.max_in_flight
-            && (self.queue.len() >= config.max_batch || (interval_passed && !self.queue.is_empty()))
+            && (self.queue.len() >= config.max_batch || (partial && !self.queue.is_empty()))
         {
             self.send_batch(host, config, metrics);
         }
@@ -145,9 +153,12 @@ impl Shipper {
     }
 
     /// The relay answered a post, or Envoy answered for it (unreachable, timeout).
+    /// A finished post frees a slot: full batches waiting go out at once, so the
+    /// rate a worker can ship is not bounded by the timer.
     pub fn on_response(
         &mut self,
         host: &impl Host,
+        config: &FilterConfig,
         metrics: &Metrics,
         token: u32,
         reply: RelayReply<'_>,
@@ -155,6 +166,22 @@ impl Shipper {
         let Some(count) = self.in_flight.remove(&token) else {
             return;
         };
+        let delivered = self.account(host, metrics, count, reply);
+        if delivered {
+            // After a failure the timer paces the retries instead.
+            self.send(host, config, metrics, false);
+        }
+    }
+
+    /// Counts what became of a post of `count` documents; whether it was delivered.
+    /// The log says when the relay stops and starts answering, not every failed post.
+    fn account(
+        &mut self,
+        host: &impl Host,
+        metrics: &Metrics,
+        count: usize,
+        reply: RelayReply<'_>,
+    ) -> bool {
         // The relay sheds load with 429, or 503 + Retry-After; any other failure
         // (Envoy's own 503 for an unreachable relay, a reset, a timeout) means unavailable.
         let busy = reply.status == Some(429) || (reply.status == Some(503) && reply.retry_after);
@@ -177,16 +204,28 @@ impl Shipper {
                     None => metrics.sent(host, count),
                 }
             }
-            _ if busy => {
-                log::info!("meshray: relay busy, dropped a batch of {count}");
-                metrics.dropped(host, DropReason::RelayBusy, count);
-            }
-            other => {
-                log::info!(
-                    "meshray: relay unavailable (status {other:?}), dropped a batch of {count}"
-                );
-                metrics.dropped(host, DropReason::RelayUnavailable, count);
+            _ => {
+                let reason = if busy {
+                    DropReason::RelayBusy
+                } else {
+                    DropReason::RelayUnavailable
+                };
+                if !self.relay_failing {
+                    log::warn!(
+                        "meshray: relay post failed ({}, status {:?}); dropping batches until it answers",
+                        reason.label(),
+                        reply.status
+                    );
+                }
+                self.relay_failing = true;
+                metrics.dropped(host, reason, count);
+                return false;
             }
         }
+        if self.relay_failing {
+            log::info!("meshray: relay answers again");
+            self.relay_failing = false;
+        }
+        true
     }
 }

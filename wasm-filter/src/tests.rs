@@ -508,9 +508,9 @@ fn tick_sends_batches_to_the_relay_cluster() {
         retry_after: true,
         body: None,
     };
-    shipper.on_response(&host, &metrics, 1, partial);
-    shipper.on_response(&host, &metrics, 2, reset);
-    shipper.on_response(&host, &metrics, 3, shedding);
+    shipper.on_response(&host, &config, &metrics, 1, partial);
+    shipper.on_response(&host, &config, &metrics, 2, reset);
+    shipper.on_response(&host, &config, &metrics, 3, shedding);
     assert_eq!(host.counter("meshray_segments_sent_total"), 1);
     assert_eq!(host.counter("meshray_segments_dropped_rejected_total"), 1);
     assert_eq!(
@@ -532,7 +532,7 @@ fn envoys_own_503_means_the_relay_is_unavailable_not_busy() {
         retry_after: false,
         body: Some(b"no healthy upstream"),
     };
-    shipper.on_response(&host, &metrics, 1, envoy_503);
+    shipper.on_response(&host, &config, &metrics, 1, envoy_503);
     assert_eq!(
         host.counter("meshray_segments_dropped_relay_unavailable_total"),
         1
@@ -552,6 +552,33 @@ fn in_flight_limit_keeps_documents_buffered() {
     assert_eq!(shipper.in_flight(), 2);
     assert_eq!(shipper.queued(), 3);
     assert_eq!(host.counter("meshray_buffered_documents"), 3);
+}
+
+#[test]
+fn an_answered_post_sends_the_next_full_batch_at_once() {
+    let (host, mut config, metrics) = shipper_setup(2, 100);
+    config.max_in_flight = 1;
+    let mut shipper = Shipper::default();
+    for _ in 0..6 {
+        shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    }
+    shipper.on_tick(&host, &config, &metrics);
+    assert_eq!(host.dispatched.borrow().len(), 1, "one post in flight");
+    let ok = RelayReply {
+        status: Some(200),
+        retry_after: false,
+        body: Some(br#"{"accepted":2,"rejected":[]}"#),
+    };
+    shipper.on_response(&host, &config, &metrics, 1, ok);
+    assert_eq!(
+        host.dispatched.borrow().len(),
+        2,
+        "next batch without waiting for the timer"
+    );
+    // A failed post does not trigger the next one: the timer paces retries.
+    shipper.on_response(&host, &config, &metrics, 2, RelayReply::default());
+    assert_eq!(host.dispatched.borrow().len(), 2);
+    assert_eq!(shipper.queued(), 2);
 }
 
 #[test]

@@ -68,10 +68,13 @@ impl Context for MeshrayRoot {
             retry_after,
             body: body.as_deref(),
         };
-        shared
-            .shipper
-            .borrow_mut()
-            .on_response(&ProxyWasmHost, &shared.metrics, token_id, reply);
+        shared.shipper.borrow_mut().on_response(
+            &ProxyWasmHost,
+            &shared.config,
+            &shared.metrics,
+            token_id,
+            reply,
+        );
     }
 }
 
