@@ -188,12 +188,7 @@ pub fn on_request_headers(
         // The caller decided: emit nothing and forward untouched — unless the
         // "no" came only in x-amzn-trace-id, which apps do not forward; then
         // x-b3-sampled: 0 carries it, so the next hops do not start new traces.
-        write_headers(
-            host,
-            propagation::carry_unsampled(&extracted)
-                .into_iter()
-                .collect(),
-        );
+        write_headers(host, propagation::carry_unsampled(&extracted));
         return None;
     }
 
@@ -287,7 +282,7 @@ pub fn on_request_headers(
     })
 }
 
-fn write_headers(host: &impl Host, writes: Vec<propagation::HeaderWrite>) {
+fn write_headers(host: &impl Host, writes: impl IntoIterator<Item = propagation::HeaderWrite>) {
     for (name, value) in writes {
         if let Err(e) = host.set_request_header(name, &value) {
             log::debug!("meshray: could not set {name}: {e}");
@@ -302,12 +297,13 @@ pub fn on_log(
     workload: &Workload,
     metrics: &Metrics,
 ) -> Option<Vec<u8>> {
-    let now_nanos = host.now_nanos().unwrap_or(span.start_nanos);
     let start_nanos =
         property_i64(host, &REQUEST_TIME).map_or(span.start_nanos, |t| t.max(0) as u64);
-    let end_nanos = property_i64(host, &REQUEST_DURATION)
-        .map_or(now_nanos, |d| start_nanos.saturating_add(d.max(0) as u64))
-        .max(start_nanos);
+    let end_nanos = match property_i64(host, &REQUEST_DURATION) {
+        Some(duration) => start_nanos.saturating_add(duration.max(0) as u64),
+        None => host.now_nanos().unwrap_or(start_nanos),
+    }
+    .max(start_nanos);
     let status = property_i64(host, &RESPONSE_CODE)
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| *c > 0);
@@ -315,7 +311,9 @@ pub fn on_log(
     let content_length = property_i64(host, &RESPONSE_SIZE).and_then(|s| u64::try_from(s).ok());
     let start = seconds(start_nanos);
     let end = seconds(end_nanos);
-    let document_trace_id = span.trace_id.document_trace_id(now_nanos / 1_000_000_000);
+    let document_trace_id = span
+        .trace_id
+        .document_trace_id(span.start_nanos / 1_000_000_000);
 
     let mut request = span.request;
     let response = HttpResponse {
@@ -367,7 +365,7 @@ pub fn on_log(
                 segment_id,
                 start,
             )
-            .with_http_request(request.clone());
+            .with_http_request(request);
             let call = describe_remote(decorate(call), &remote, span.cluster.as_deref());
             let segment =
                 Document::segment(&workload.service, segment_id, document_trace_id, start)
@@ -421,6 +419,9 @@ fn describe_remote(mut doc: Document, remote: &RemoteService, cluster: Option<&s
     }
     if let Some(subset) = &remote.subset {
         doc = doc.with_metadata("istio", "destination_subset", subset);
+    }
+    if let Some(port) = remote.port {
+        doc = doc.with_metadata("istio", "destination_port", &port.to_string());
     }
     if let Some(cluster) = cluster {
         doc = doc.with_metadata("istio", "upstream_cluster", cluster);
