@@ -1,5 +1,6 @@
-//! A relay outage under load: the filter's buffers stay bounded, traffic is unharmed, every
-//! document is accounted for, and tracing resumes when the relay is back.
+//! A relay outage under load: the relay is killed (SIGKILL) while 16 clients drive traffic;
+//! the filter's buffers stay bounded, traffic is unharmed, every document is accounted for,
+//! and tracing resumes when the relay is back.
 //!
 //! The plugin config keeps the bounds small (`max_buffered` 100, `max_batch` 20, flush every
 //! 200 ms) so that 2000 requests overflow them many times over. Measured numbers (requests/s
@@ -99,7 +100,8 @@ async fn counts(mesh: &Mesh) -> Result<BTreeMap<Service, Counts>, String> {
         .collect()
 }
 
-/// With the relay stopped, 2000 requests from 16 concurrent clients all answer 200; each
+/// The relay is killed once a quarter of 2000 requests from 16 concurrent clients were
+/// sent; all 2000 answer 200; each
 /// sidecar's `meshray_buffered_documents` never exceeds `max_buffered` × workers (sampled
 /// every 100 ms during the load and after it); documents are dropped (buffer full or relay
 /// unavailable) and every emitted document is sent, dropped, buffered or in one of the
@@ -118,8 +120,6 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
     .await
     .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
 
-    let status = mesh.relay().stop().await.unwrap();
-    assert!(!mesh.relay().is_running(), "relay still running ({status})");
     let before = counts(&mesh).await.unwrap_or_else(|e| panic!("{e}"));
     let rss_before: BTreeMap<Service, u64> = mesh
         .pods()
@@ -147,7 +147,8 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
             failures
         });
     }
-    // Meanwhile, sample the gauge of every sidecar.
+    // Meanwhile, kill the relay a quarter of the way in and sample the gauge of every sidecar.
+    let mut killed_after = None;
     let mut max_buffered: BTreeMap<Service, u64> = BTreeMap::new();
     let mut samples = 0;
     let mut failures: Vec<String> = Vec::new();
@@ -159,6 +160,12 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let sent = next.load(Ordering::Relaxed).min(REQUESTS);
+                if killed_after.is_none() && sent >= REQUESTS / 4 {
+                    let status = mesh.relay().kill().unwrap_or_else(|e| panic!("{e}"));
+                    assert!(!mesh.relay().is_running(), "relay still running ({status})");
+                    killed_after = Some(sent);
+                }
                 for (service, c) in counts(&mesh).await.unwrap_or_else(|e| panic!("{e}")) {
                     let max = max_buffered.entry(service).or_default();
                     *max = (*max).max(c.buffered);
@@ -170,9 +177,13 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
     let elapsed = started.elapsed();
     let rate = REQUESTS as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "relay down: {REQUESTS} requests from {CLIENTS} clients in {elapsed:.2?} = {rate:.0} \
-         requests/s, {} failed; {samples} gauge samples",
+        "relay killed after {killed_after:?} requests: {REQUESTS} requests from {CLIENTS} clients \
+         in {elapsed:.2?} = {rate:.0} requests/s, {} failed; {samples} gauge samples",
         failures.len()
+    );
+    assert!(
+        killed_after.is_some(),
+        "the load ended before the relay was killed"
     );
     if !failures.is_empty() {
         panic!(
