@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use hyper::http::{HeaderMap, Method};
 
 use crate::app::{AppServer, Service};
-use crate::check::BOOKINFO_DOCUMENTS;
+use crate::check::{BOOKINFO_DOCUMENTS, first_unlinked};
 use crate::envoy::{Sidecar, SidecarSpec, Stats, Upstream, WasmFilter, Workload};
 use crate::error::{HarnessError, Result};
 use crate::http::{DEFAULT_TIMEOUT, HttpClient, HttpResponse};
@@ -186,11 +186,12 @@ impl Mesh {
     }
 
     /// Waits (up to 60 s) for exactly `n` traces of one Bookinfo request each
-    /// ([`BOOKINFO_DOCUMENTS`] documents) since the mesh started.
+    /// ([`BOOKINFO_DOCUMENTS`] documents) since the mesh started, each fully linked.
     ///
     /// # Errors
-    /// A failure message: what arrived instead, and the mesh's diagnostics.
-    pub async fn exactly_bookinfo_traces(
+    /// A failure message: what arrived instead and the mesh's diagnostics, or the first
+    /// trace that is not fully linked.
+    pub async fn linked_bookinfo_traces(
         &mut self,
         n: usize,
     ) -> std::result::Result<Vec<Trace>, String> {
@@ -200,7 +201,10 @@ impl Mesh {
         };
         let collected = self.wait_for_traces(expect, Duration::from_secs(60)).await;
         if collected.complete && collected.traces.len() == n {
-            return Ok(collected.traces);
+            return match first_unlinked(&collected.traces) {
+                Some(unlinked) => Err(unlinked),
+                None => Ok(collected.traces),
+            };
         }
         Err(format!(
             "expected exactly {n} traces of {BOOKINFO_DOCUMENTS} documents\n{}\n{}",
