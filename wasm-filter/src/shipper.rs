@@ -53,6 +53,20 @@ pub struct Shipper {
     last_flush_nanos: u64,
     /// Whether the last post failed (for logging state changes only).
     relay_failing: bool,
+    /// Counter changes not reported yet: per-document counts go to the host once
+    /// per tick, not once per request.
+    unreported: UnreportedCounts,
+}
+
+/// Per-document counts waiting for [`Shipper::report_counts`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct UnreportedCounts {
+    /// Documents pushed.
+    emitted: usize,
+    /// Documents dropped because the buffer was full.
+    buffer_full: usize,
+    /// Change of the buffered-documents gauge.
+    buffered: i64,
 }
 
 impl Shipper {
@@ -66,28 +80,32 @@ impl Shipper {
         self.in_flight.len()
     }
 
-    /// Adds a document; drops it (counted) when the buffer is full.
-    pub fn push(
-        &mut self,
-        host: &impl Host,
-        config: &FilterConfig,
-        metrics: &Metrics,
-        document: Vec<u8>,
-    ) {
-        metrics.emitted(host, 1);
+    /// Adds a document; drops it (counted at the next tick) when the buffer is full.
+    pub fn push(&mut self, config: &FilterConfig, document: Vec<u8>) {
+        self.unreported.emitted += 1;
         if self.queue.len() >= config.max_buffered
             || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
         {
-            metrics.dropped(host, DropReason::BufferFull, 1);
+            self.unreported.buffer_full += 1;
             return;
         }
         self.queued_bytes += document.len();
         self.queue.push_back(document);
-        metrics.buffered(host, 1);
+        self.unreported.buffered += 1;
     }
 
-    /// Timer: sends full batches at once, and everything once the flush interval has passed.
+    /// Reports the per-document counts gathered since the last call (each tick).
+    pub fn report_counts(&mut self, host: &impl Host, metrics: &Metrics) {
+        let counts = std::mem::take(&mut self.unreported);
+        metrics.emitted(host, counts.emitted);
+        metrics.dropped(host, DropReason::BufferFull, counts.buffer_full);
+        metrics.buffered(host, counts.buffered);
+    }
+
+    /// Timer: reports counts, sends full batches at once, and everything once the
+    /// flush interval has passed.
     pub fn on_tick(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics) {
+        self.report_counts(host, metrics);
         let now = host.now_nanos().unwrap_or_default();
         let interval_passed =
             now.saturating_sub(self.last_flush_nanos) >= config.flush_interval.as_nanos() as u64;
@@ -129,7 +147,7 @@ impl Shipper {
             count += 1;
         }
         body.push(b']');
-        metrics.buffered(host, -i64::try_from(count).unwrap_or(i64::MAX));
+        self.unreported.buffered -= i64::try_from(count).unwrap_or(i64::MAX);
         let headers = [
             (":method", "POST"),
             (":path", config.relay_path.as_str()),

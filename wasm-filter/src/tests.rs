@@ -447,14 +447,15 @@ fn full_buffer_drops_newest_and_counts() {
     let (host, config, metrics) = shipper_setup(2, 3);
     let mut shipper = Shipper::default();
     for i in 0..5 {
-        shipper.push(
-            &host,
-            &config,
-            &metrics,
-            format!("{{\"n\":{i}}}").into_bytes(),
-        );
+        shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
     }
     assert_eq!(shipper.queued(), 3);
+    assert_eq!(
+        host.counter("meshray_segments_emitted_total"),
+        0,
+        "counts go to the host once per tick, not per document"
+    );
+    shipper.report_counts(&host, &metrics);
     assert_eq!(host.counter("meshray_buffered_documents"), 3);
     assert_eq!(host.counter("meshray_segments_emitted_total"), 5);
     assert_eq!(host.counter("meshray_segments_dropped_total"), 2);
@@ -469,12 +470,7 @@ fn tick_sends_batches_to_the_relay_cluster() {
     let (host, config, metrics) = shipper_setup(2, 10);
     let mut shipper = Shipper::default();
     for i in 0..5 {
-        shipper.push(
-            &host,
-            &config,
-            &metrics,
-            format!("{{\"n\":{i}}}").into_bytes(),
-        );
+        shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
     }
     shipper.on_tick(&host, &config, &metrics);
     let dispatched = host.dispatched.borrow();
@@ -525,7 +521,7 @@ fn tick_sends_batches_to_the_relay_cluster() {
 fn envoys_own_503_means_the_relay_is_unavailable_not_busy() {
     let (host, config, metrics) = shipper_setup(10, 10);
     let mut shipper = Shipper::default();
-    shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    shipper.push(&config, b"{}".to_vec());
     shipper.on_tick(&host, &config, &metrics);
     let envoy_503 = RelayReply {
         status: Some(503),
@@ -546,11 +542,12 @@ fn in_flight_limit_keeps_documents_buffered() {
     config.max_in_flight = 2;
     let mut shipper = Shipper::default();
     for _ in 0..5 {
-        shipper.push(&host, &config, &metrics, b"{}".to_vec());
+        shipper.push(&config, b"{}".to_vec());
     }
     shipper.on_tick(&host, &config, &metrics);
     assert_eq!(shipper.in_flight(), 2);
     assert_eq!(shipper.queued(), 3);
+    shipper.report_counts(&host, &metrics);
     assert_eq!(host.counter("meshray_buffered_documents"), 3);
 }
 
@@ -560,7 +557,7 @@ fn an_answered_post_sends_the_next_full_batch_at_once() {
     config.max_in_flight = 1;
     let mut shipper = Shipper::default();
     for _ in 0..6 {
-        shipper.push(&host, &config, &metrics, b"{}".to_vec());
+        shipper.push(&config, b"{}".to_vec());
     }
     shipper.on_tick(&host, &config, &metrics);
     assert_eq!(host.dispatched.borrow().len(), 1, "one post in flight");
@@ -586,7 +583,7 @@ fn failed_dispatch_drops_and_counts() {
     let (mut host, config, metrics) = shipper_setup(10, 10);
     host.dispatch_fails = true;
     let mut shipper = Shipper::default();
-    shipper.push(&host, &config, &metrics, b"{}".to_vec());
+    shipper.push(&config, b"{}".to_vec());
     shipper.on_tick(&host, &config, &metrics);
     assert_eq!(
         host.counter("meshray_segments_dropped_relay_unavailable_total"),

@@ -55,12 +55,7 @@ impl HttpContext for MeshrayHttp {
         };
         match tracer::on_log(&ProxyWasmHost, span, &shared.workload, &shared.metrics) {
             Some(document) => {
-                shared.shipper.borrow_mut().push(
-                    &ProxyWasmHost,
-                    &shared.config,
-                    &shared.metrics,
-                    document,
-                );
+                shared.shipper.borrow_mut().push(&shared.config, document);
             }
             None => log::debug!("#{} meshray: document dropped", self.context_id),
         }
