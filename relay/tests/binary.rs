@@ -33,6 +33,30 @@ fn relay_command() -> Command {
     command
 }
 
+/// Waits (up to 10 s) for the relay to write its address file and returns its text;
+/// fails the test, with the relay's stderr when it was piped, if the relay exits first.
+async fn wait_for_address_file(
+    path: &std::path::Path,
+    child: &mut tokio::process::Child,
+) -> String {
+    let mut addresses = String::new();
+    for _ in 0..200 {
+        addresses = std::fs::read_to_string(path).unwrap_or_default();
+        if !addresses.is_empty() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                pipe.read_to_string(&mut stderr).await.unwrap();
+            }
+            panic!("the relay exited early with {status}:\n{stderr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    addresses
+}
+
 /// Several bad flags and variables: exit code 2 and one line per problem.
 #[tokio::test]
 async fn bad_config_exits_2_listing_every_problem() {
@@ -104,20 +128,7 @@ async fn serves_and_exits_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut addresses = String::new();
-    for _ in 0..200 {
-        addresses = std::fs::read_to_string(&address_file).unwrap_or_default();
-        if !addresses.is_empty() {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            let mut pipe = child.stderr.take().unwrap();
-            pipe.read_to_string(&mut stderr).await.unwrap();
-            panic!("the relay exited early with {status}:\n{stderr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addresses = wait_for_address_file(&address_file, &mut child).await;
     let lines: Vec<&str> = addresses.lines().collect();
     assert_eq!(lines.len(), 2, "address file: {addresses:?}");
     let http_addr = lines[0].parse().unwrap();
@@ -187,18 +198,7 @@ async fn xray_sink_uses_the_default_chain_and_endpoint_variable() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut addresses = String::new();
-    for _ in 0..200 {
-        addresses = std::fs::read_to_string(&address_file).unwrap_or_default();
-        if !addresses.is_empty() {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the relay exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addresses = wait_for_address_file(&address_file, &mut child).await;
     let http_addr = addresses.trim().parse().unwrap();
     let trace = xray_trace_id();
     let body = json!([segment("productpage", &trace, common::now_secs())]).to_string();
