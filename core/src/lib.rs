@@ -10,6 +10,7 @@
 //! - [`cluster`]: classification of Envoy `upstream_cluster` names (Istio's naming).
 //! - [`segment`]: the X-Ray segment document model and its builder.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
+//! - [`response_flags`]: Envoy response flag codes and what they mean for X-Ray.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,5 +19,6 @@ pub mod cluster;
 pub mod ids;
 pub mod limits;
 pub mod propagation;
+pub mod response_flags;
 pub mod segment;
 pub mod validate;

@@ -67,6 +67,19 @@ pub enum IngestError {
     EpochCache(#[from] EpochCacheError),
 }
 
+impl IngestError {
+    /// The `reason` label of the documents this refusal turned away.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Draining => reject::DRAINING,
+            IngestError::EpochCache(_) => reject::EPOCH_CACHE,
+            IngestError::QueueFull { .. } | IngestError::BatchLargerThanQueue { .. } => {
+                reject::QUEUE_FULL
+            }
+        }
+    }
+}
+
 /// Validates, resolves and queues documents; shared by every HTTP handler and the UDP
 /// listener.
 pub struct Ingest {

@@ -12,6 +12,8 @@
 //! - [`config`]: flags and `MESHRAY_*` variables → validated [`Config`], every error at once.
 //! - [`server`]: accept loop, connection limit, graceful drain.
 //! - [`routes`]: the HTTP endpoints.
+//! - [`spans`]: Zipkin v2 and OTLP spans from Envoy's own tracers → X-Ray documents.
+//! - [`body`]: request bodies: size limits, gzip.
 //! - [`daemon`]: the X-Ray daemon UDP protocol.
 //! - [`ingest`]: validation, epoch resolution, queueing; shared by HTTP and UDP.
 //! - [`epoch_cache`]: the [`epoch_cache::EpochCache`] trait, `memory` and `redis` backends.
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod config;
 pub mod daemon;
 pub mod epoch_cache;
@@ -35,6 +38,7 @@ pub mod queue;
 pub mod routes;
 pub mod server;
 pub mod sink;
+pub mod spans;
 pub mod xray;
 
 use std::future::Future;
