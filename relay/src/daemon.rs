@@ -1,4 +1,4 @@
-//! The X-Ray daemon's UDP protocol, so X-Ray SDKs (and Envoy's native X-Ray tracer) can
+//! The X-Ray daemon's UDP protocol (its TCP side, the sampling proxy, is [`crate::sampling`]), so X-Ray SDKs (and Envoy's native X-Ray tracer) can
 //! send to the relay: each datagram is a header line `{"format":"json","version":1}`,
 //! a newline, and one segment document. Documents take the same ingest path as
 //! `POST /v1/segments`; a datagram that cannot be queued is dropped and counted (UDP has
@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::ingest::Ingest;
-use crate::metrics::{Metrics, reject};
+use crate::metrics::{Metrics, endpoint, refuse, reject};
 
 /// Largest datagram read; X-Ray documents are at most 64 KiB plus the header.
 const MAX_DATAGRAM_BYTES: usize = 65_536 + 64;
@@ -81,17 +81,24 @@ pub async fn serve(
             Err(e) => {
                 metrics.received.inc();
                 metrics.reject(reject::INVALID, 1);
+                metrics.endpoint_received(endpoint::DAEMON, 1);
+                metrics.endpoint_rejected(endpoint::DAEMON, refuse::MALFORMED, 1);
                 debug!(%peer, error = %e, "Dropping a datagram.");
                 continue;
             }
         };
+        metrics.endpoint_received(endpoint::DAEMON, 1);
         match ingest.submit(vec![document]).await {
             Ok(report) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());
                 for rejection in report.rejected {
                     debug!(%peer, error = %rejection.error, "Dropping an invalid document from a datagram.");
                 }
             }
-            Err(e) => debug!(%peer, error = %e, "Dropping a datagram document."),
+            Err(e) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, e.reason(), 1);
+                debug!(%peer, error = %e, "Dropping a datagram document.");
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`spans`]: Zipkin v2 and OTLP spans from Envoy's own tracers → X-Ray documents.
 //! - [`body`]: request bodies: size limits, gzip.
 //! - [`daemon`]: the X-Ray daemon UDP protocol.
+//! - [`sampling`]: the X-Ray daemon TCP side: the sampling API proxy for SDKs.
 //! - [`ingest`]: validation, epoch resolution, queueing; shared by HTTP and UDP.
 //! - [`epoch_cache`]: the [`epoch_cache::EpochCache`] trait, `memory` and `redis` backends.
 //! - [`queue`]: the bounded document queue.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod routes;
+pub mod sampling;
 pub mod server;
 pub mod sink;
 pub mod spans;
@@ -59,6 +61,7 @@ use crate::ingest::Ingest;
 use crate::metrics::{Metrics, fail};
 use crate::pipeline::{BatcherSettings, InFlight};
 use crate::routes::AppState;
+use crate::sampling::SamplingProxy;
 use crate::sink::Sink;
 
 /// Runs the relay on `listener` until `shutdown` completes, then drains and returns.
@@ -88,13 +91,12 @@ pub async fn run(
     let ingest = Arc::new(Ingest::new(queue_tx, cache, Arc::clone(&metrics)));
 
     let http_addr = listener.local_addr().map_err(RelayError::LocalAddr)?;
-    let daemon_socket = match config.daemon_listen {
-        Some(addr) => Some(
-            UdpSocket::bind(addr)
-                .await
-                .map_err(|source| RelayError::DaemonBind { addr, source })?,
-        ),
-        None => None,
+    let (daemon_socket, daemon_tcp) = match config.daemon_listen {
+        Some(addr) => {
+            let (udp, tcp) = bind_daemon(addr).await?;
+            (Some(udp), Some(tcp))
+        }
+        None => (None, None),
     };
     let daemon_addr = match &daemon_socket {
         Some(socket) => Some(socket.local_addr().map_err(RelayError::LocalAddr)?),
@@ -127,6 +129,27 @@ pub async fn run(
             stop_daemon_rx,
         ))
     });
+
+    // The daemon's TCP side: the sampling API proxy; stops with the UDP listener.
+    let (stop_sampling, stop_sampling_rx) = oneshot::channel::<()>();
+    let sampling = match daemon_tcp {
+        Some(listener) => {
+            let proxy = Arc::new(SamplingProxy::new(sampling_client(&config).await));
+            Some(tokio::spawn(async move {
+                let connections = server::accept_until(
+                    listener,
+                    proxy.router(),
+                    MAX_SAMPLING_CONNECTIONS,
+                    async {
+                        let _stopped = stop_sampling_rx.await;
+                    },
+                )
+                .await;
+                connections.shutdown().await;
+            }))
+        }
+        None => None,
+    };
 
     let state = Arc::new(AppState {
         ingest: Arc::clone(&ingest),
@@ -164,6 +187,10 @@ pub async fn run(
         warn!("Drain deadline passed with HTTP connections still open; closing them.");
     }
     drop(stop_daemon);
+    drop(stop_sampling);
+    if let Some(sampling) = sampling {
+        let _finished = timeout_at(deadline, sampling).await;
+    }
     if let Some(daemon) = daemon {
         // The listener returns at its next select; nothing to wait for beyond that.
         let _finished = timeout_at(deadline, daemon).await;
@@ -183,6 +210,57 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Concurrent SDK connections to the daemon's TCP port (each SDK keeps one or two).
+const MAX_SAMPLING_CONNECTIONS: usize = 256;
+/// Attempts to find a port free for both UDP and TCP when `--daemon-listen` has port 0.
+const DAEMON_PORT_ATTEMPTS: usize = 16;
+
+/// Binds the daemon address for UDP (segments) and TCP (sampling) on one port, as the
+/// X-Ray daemon does; with port 0, picks a port free for both.
+async fn bind_daemon(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), RelayError> {
+    let attempts = if addr.port() == 0 {
+        DAEMON_PORT_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| RelayError::DaemonBind { addr, source })?;
+        let bound = udp.local_addr().map_err(RelayError::LocalAddr)?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(source) => last_error = Some((bound, source)),
+        }
+    }
+    match last_error {
+        Some((addr, source)) => Err(RelayError::DaemonBind { addr, source }),
+        None => Err(RelayError::DaemonBind {
+            addr,
+            source: std::io::Error::other("no port free for both UDP and TCP"),
+        }),
+    }
+}
+
+/// The X-Ray client the sampling proxy uses: the injected AWS settings, else the default
+/// chain when the sink is X-Ray (the relay has AWS settings then); else none, and SDKs get
+/// the local fallback rule.
+async fn sampling_client(config: &Config) -> Option<aws_sdk_xray::Client> {
+    let sdk = match (&config.aws, &config.sink) {
+        (Some(sdk), _) => sdk.clone(),
+        (None, SinkKind::Xray) => xray::client::load_default_config().await,
+        (None, _) => return None,
+    };
+    match xray::client::build(&sdk) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            warn!(error = %e, "The sampling proxy has no X-Ray client; SDKs get the local fallback rule.");
+            None
+        }
+    }
 }
 
 /// Writes the bound addresses, one per line, replacing the file atomically so a reader

@@ -286,7 +286,10 @@ fn zipkin_and_otlp_captures_give_the_same_documents() {
     };
     let zipkin = normalise(documents(&spans("zipkin")));
     let otlp = normalise(documents(&spans("otlp")));
-    assert_eq!(zipkin.keys().collect::<Vec<_>>(), otlp.keys().collect::<Vec<_>>());
+    assert_eq!(
+        zipkin.keys().collect::<Vec<_>>(),
+        otlp.keys().collect::<Vec<_>>()
+    );
     for (request, shapes) in &zipkin {
         let from_otlp = &otlp[request];
         let only_zipkin: Vec<_> = shapes.difference(from_otlp).collect();
