@@ -191,7 +191,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn get_sampling_rules(State(proxy): State<Arc<SamplingProxy>>, body: Bytes) -> Response {
     match parse::<GetSamplingRulesRequest>(&body) {
         Ok(request) => Json(proxy.rules(request).await).into_response(),
-        Err(response) => response,
+        Err(message) => invalid_request(message),
     }
 }
 
@@ -199,7 +199,7 @@ async fn get_sampling_rules(State(proxy): State<Arc<SamplingProxy>>, body: Bytes
 async fn get_sampling_targets(State(proxy): State<Arc<SamplingProxy>>, body: Bytes) -> Response {
     let request = match parse::<GetSamplingTargetsRequest>(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(message) => return invalid_request(message),
     };
     match proxy.targets(request).await {
         Ok(answer) => Json(answer).into_response(),
@@ -208,12 +208,15 @@ async fn get_sampling_targets(State(proxy): State<Arc<SamplingProxy>>, body: Byt
 }
 
 /// Parses a JSON body; empty means default.
-fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
+///
+/// # Errors
+/// A message saying what is wrong with the body.
+fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(body)
-        .map_err(|e| invalid_request(format!("the body is not a valid sampling request: {e}")))
+        .map_err(|e| format!("the body is not a valid sampling request: {e}"))
 }
 
 /// A 400 in the X-Ray API's error shape, so SDK clients report it as such.
