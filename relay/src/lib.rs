@@ -54,7 +54,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, SinkKind};
+pub use config::{Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, LogFormat, SinkKind};
 pub use error::RelayError;
 
 use crate::ingest::Ingest;
@@ -71,8 +71,9 @@ use crate::sink::Sink;
 /// [`Config::daemon_listen`] is set, and writes [`Config::address_file`] (the HTTP
 /// address on the first line, the UDP address on the second if on).
 ///
-/// Shutdown, all within [`Config::drain_deadline`]: `/readyz` turns 503 and no new
-/// connection is accepted; open connections finish their requests; the UDP listener
+/// Shutdown: `/readyz` turns 503 at once and requests are still taken for
+/// [`Config::shutdown_delay`] (while Kubernetes removes the pod from the endpoints); then,
+/// within [`Config::drain_deadline`]: no new connection is accepted; open connections finish their requests; the UDP listener
 /// stops; the queue is closed and what it holds is sent. Documents still unsent at the
 /// deadline are counted as failed and the function returns anyway.
 ///
@@ -164,9 +165,17 @@ pub async fn run(
         "Relay is serving."
     );
     let ready_state = Arc::clone(&state);
+    let shutdown_delay = config.shutdown_delay;
     let shutdown = async move {
         shutdown.await;
+        // Readiness off first, then keep serving while endpoints update: senders that
+        // still pick this pod find it listening (zero-loss rollouts).
         ready_state.ready.store(false, Ordering::SeqCst);
+        info!(
+            delay_secs = shutdown_delay.as_secs_f64(),
+            "Shutting down: /readyz answers 503; still accepting for --shutdown-delay."
+        );
+        tokio::time::sleep(shutdown_delay).await;
     };
     let connections = server::accept_until(
         listener,
