@@ -9,7 +9,12 @@
 //! every post carries fresh trace ids (64 distinct bodies per format), so the epoch cache
 //! sees misses as in a live mesh. Prints each round and the medians. The machine is shared
 //! and noisy: compare the two formats within one run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -217,7 +222,7 @@ fn posts(dir: &Path) -> Vec<Vec<u8>> {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]

@@ -2,6 +2,15 @@
 //! load loses no accepted document; logs carry no ANSI codes when not on a terminal, and
 //! `--log-format json` writes one JSON object per line.
 
+// Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
+// clear location, as clippy.toml allows inside tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
+
 mod common;
 
 use std::net::SocketAddr;

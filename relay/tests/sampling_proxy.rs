@@ -4,6 +4,15 @@
 //! `GetSamplingRules` / `GetSamplingTargets` as the X-Ray API reference shows and records
 //! what it was asked. The SDK is the real PyPI `aws-xray-sdk` (in `.venv`, `make tools`).
 
+// Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
+// clear location, as clippy.toml allows inside tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
+
 mod common;
 
 use std::net::SocketAddr;

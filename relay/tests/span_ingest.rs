@@ -2,6 +2,15 @@
 //! in-process, fed with what real Envoy 1.40 sent (`tests/fixtures/envoy`), the way Envoy
 //! sends it (chunked, no content-length) and gzip-compressed.
 
+// Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
+// clear location, as clippy.toml allows inside tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::let_underscore_must_use
+)]
+
 mod common;
 
 use std::io::Write;
@@ -399,12 +408,20 @@ async fn bad_spans_are_rejected_one_by_one() {
     relay.stop().await.unwrap();
 }
 
+/// Path, request headers, body, expected status.
+type Refusal = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+    u16,
+);
+
 /// What is not a span list is refused with a status saying why, and counted.
 #[tokio::test]
 async fn malformed_bodies_are_refused() {
     let (relay, _sink) = relay("malformed", |c| c.max_body_bytes = 4096).await;
     let zipkin = "/api/v2/spans";
-    let cases: [(&str, Vec<(&str, &str)>, Vec<u8>, u16); 6] = [
+    let cases: [Refusal; 6] = [
         (
             zipkin,
             vec![("content-type", "application/json")],

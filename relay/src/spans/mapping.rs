@@ -607,7 +607,9 @@ mod tests {
     /// host of a pre-1.9 inbound cluster, or `unknown`.
     #[test]
     fn local_service_name_forms() {
-        let cases: [(&[(&str, &str)], Option<&str>, &str); 6] = [
+        // (tags changed, reported service, expected name)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: [Case<'_>; 6] = [
             (&[], Some("reviews.default"), "reviews"),
             (
                 &[("istio.canonical_service", "")],
