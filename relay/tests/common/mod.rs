@@ -108,6 +108,8 @@ pub fn test_config() -> Config {
         daemon_listen: None,
         batch_interval: Duration::from_millis(50),
         drain_deadline: Duration::from_secs(10),
+        // In-process relays have no endpoints to leave: stop at once.
+        shutdown_delay: Duration::ZERO,
         max_attempts: 3,
         ..Config::default()
     }
