@@ -17,11 +17,18 @@ pub(crate) struct SeenHeaders {
     pub propagation: PropagationHeaders,
     /// Propagation headers whose value is not UTF-8 (counted as malformed).
     pub non_utf8_propagation: usize,
+    /// `:method`, for `http.request.method`.
     pub method: Option<String>,
+    /// `:scheme`, `:authority` and `:path` make `http.request.url`; the
+    /// authority also names the remote of passthrough and unknown clusters.
     pub scheme: Option<String>,
+    /// See `scheme`.
     pub authority: Option<String>,
+    /// See `scheme`.
     pub path: Option<String>,
+    /// `user-agent`.
     pub user_agent: Option<String>,
+    /// `x-forwarded-for`: its first hop is the client's address.
     pub forwarded_for: Option<String>,
     /// The request is one of the filter's own posts.
     pub batch_marker: bool,
