@@ -2,6 +2,7 @@
 #
 #   make demo    local mesh (3 Envoy sidecars + sample app) → relay → local X-Ray API; prints a trace
 #   make test    formatting, lints, unit, property and end-to-end tests, manifest checks
+#   make bench   the filter's cost per request and the relay's throughput → docs/BENCHMARKS.md
 #   make wasm-image / relay-image   OCI images of the filter and the relay (buildah, no daemon)
 #   make install / uninstall        relay + WasmPlugin on the current kube context (DRY_RUN=1 prints)
 #
@@ -32,27 +33,32 @@ export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo clean-tools help \
-	wasm-image relay-image image-tools install uninstall
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench \
+	clean-tools help wasm-image relay-image image-tools install uninstall
 
 all: build
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP) kubectl
 
-# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
-# buildah + skopeo (the filter's OCI image, built and checked by `make test`).
-APT_PACKAGES := redis-server buildah skopeo
-system-tools:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt-install,PACKAGES): installs those of the Debian PACKAGES that are missing.
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }; \
 	fi
+endef
+
+# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
+# buildah + skopeo (the filter's OCI image, built and checked by `make test`).
+APT_PACKAGES := redis-server buildah skopeo
+system-tools:
+	$(call apt-install,$(APT_PACKAGES))
 
 rust-tools:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -117,13 +123,11 @@ wasm-image: wasm system-tools
 relay-image: image-tools
 	deploy/images/relay-image.sh $(RELAY_IMAGE_ARCHIVE) meshray-relay:$(VERSION)
 
+# musl-gcc for aws-lc-rs's C; jq, binutils (readelf, strip) and the CA bundle for the image and its check.
+IMAGE_APT_PACKAGES := musl-tools jq binutils ca-certificates
 image-tools: system-tools
 	@rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET)
-	@missing=""; for p in musl-tools jq ca-certificates binutils; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }; \
-	fi
+	$(call apt-install,$(IMAGE_APT_PACKAGES))
 
 ## install / uninstall: see deploy/install.sh for the settings (RELAY_IMAGE, FILTER_IMAGE, RELAY_ROLE_ARN, ...)
 install: kubectl wasm-image
@@ -131,6 +135,19 @@ install: kubectl wasm-image
 
 uninstall: kubectl
 	KUBECTL="$(KUBECTL)" deploy/install.sh uninstall
+
+## bench: what the filter costs per request (vs untraced Envoy, Envoy's native X-Ray and Zipkin
+## tracers, an empty wasm filter) and the relay's documents/s per core; writes docs/BENCHMARKS.md
+## and target/bench/results.json. Not part of `make test`; loopback only; ~8 minutes.
+BENCH_APT_PACKAGES := wrk
+EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
+bench-tools:
+	$(call apt-install,$(BENCH_APT_PACKAGES))
+
+bench: tools bench-tools wasm
+	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
+	$(CARGO) build --release -p meshray-relay -p meshray-bench
+	taskset -c 0 target/release/meshray-bench all
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build
