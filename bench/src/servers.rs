@@ -52,12 +52,21 @@ impl Counters {
     }
 }
 
+/// Filter documents kept for the relay benchmark, by shape.
+#[derive(Default)]
+struct Captured {
+    /// Documents with embedded subsegments (outbound calls with no segment of ours).
+    roots: Vec<Box<RawValue>>,
+    /// Other segments.
+    segments: Vec<Box<RawValue>>,
+}
+
 /// What the receiver shares between connections.
 struct ReceiverState {
     counters: Counters,
     /// Documents kept so far (roots, other segments), and where to write them once there
     /// are enough.
-    captured: Mutex<(Vec<Box<RawValue>>, Vec<Box<RawValue>>)>,
+    captured: Mutex<Captured>,
     capture_file: Option<PathBuf>,
 }
 
@@ -117,7 +126,7 @@ impl ReceiverState {
     /// segments without, so the relay benchmark posts both shapes; then writes them to `file`.
     async fn capture(&self, documents: Vec<Box<RawValue>>, file: &std::path::Path) {
         let mut captured = self.captured.lock().await;
-        let (roots, segments) = &mut *captured;
+        let Captured { roots, segments } = &mut *captured;
         if roots.len() + segments.len() >= CAPTURE_DOCUMENTS {
             return;
         }
@@ -179,7 +188,7 @@ pub async fn run_receiver(
         .map_err(io(format!("binding udp {udp}")))?;
     let state = Arc::new(ReceiverState {
         counters: Counters::default(),
-        captured: Mutex::new((Vec::new(), Vec::new())),
+        captured: Mutex::new(Captured::default()),
         capture_file,
     });
     let udp_state = Arc::clone(&state);
