@@ -145,10 +145,16 @@ EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
 bench-tools:
 	$(call apt-install,$(BENCH_APT_PACKAGES))
 
-bench: tools bench-tools wasm
+bench: tools bench-tools wasm bench-micro
 	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
 	$(CARGO) build --release -p meshray-relay -p meshray-bench
 	taskset -c 0 target/release/meshray-bench all
+
+## bench-micro: criterion micro-benchmarks of the hot paths (header parsing, classification,
+## document building, validation), pinned to CPU 1; results under target/criterion
+bench-micro:
+	$(CARGO) bench -p meshray-core --bench hot_paths --no-run
+	taskset -c 1 $(CARGO) bench -p meshray-core --bench hot_paths -- --warm-up-time 1 --measurement-time 3
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build
