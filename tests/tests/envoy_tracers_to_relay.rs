@@ -4,6 +4,9 @@
 //!
 //! Needs the relay binary, Envoy and moto (`make test`); the filter is not loaded.
 
+// The shared body of the two tests fails them with panics, as `#[test]` functions may.
+#![allow(clippy::panic)]
+
 use meshray_e2e::check::bookinfo_edges;
 use meshray_e2e::envoy::RelayTracer;
 use meshray_e2e::xray::service_graph;
