@@ -2,8 +2,8 @@
 //!
 //! Documents wait in a bounded queue; the root context's tick sends them in
 //! batches with `dispatch_http_call`, which never blocks a request. When the
-//! relay is slow or down the queue fills and new documents are dropped and
-//! counted: the filter never holds more than [`FilterConfig::max_buffered`]
+//! relay is slow or down the queue fills and its oldest documents are dropped
+//! and counted: the filter never holds more than [`FilterConfig::max_buffered`]
 //! documents (and [`MAX_BUFFERED_BYTES`]) plus the posts in flight.
 //!
 //! # Retries
@@ -32,7 +32,7 @@ pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// First wait after a failed post without `Retry-After`.
 pub const RETRY_BASE: Duration = Duration::from_millis(200);
 /// Longest wait between retries without `Retry-After`.
-pub const RETRY_MAX: Duration = Duration::from_secs(5);
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Longest `Retry-After` honoured.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// What a `Retry-After` the filter cannot parse (an HTTP date) counts as.
@@ -148,14 +148,25 @@ impl Shipper {
         self.in_flight.len()
     }
 
-    /// Adds a document; drops it (counted at the next tick) when the buffer is full.
+    /// Adds a document. A full buffer gives up its oldest documents to make room
+    /// (counted at the next tick): after an outage the backlog of retried posts
+    /// must not keep out what happens once the relay is back. A document larger
+    /// than the whole byte bound is dropped itself.
     pub fn push(&mut self, config: &FilterConfig, document: Vec<u8>) {
         self.unreported.emitted += 1;
-        if self.queue.len() >= config.max_buffered
-            || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
-        {
+        if document.len() > MAX_BUFFERED_BYTES {
             self.unreported.buffer_full += 1;
             return;
+        }
+        while self.queue.len() >= config.max_buffered
+            || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
+        {
+            let Some(oldest) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= oldest.len();
+            self.unreported.buffer_full += 1;
+            self.unreported.buffered -= 1;
         }
         self.queued_bytes += document.len();
         self.queue.push_back(document);
@@ -391,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn full_buffer_drops_newest_and_counts() {
+    fn full_buffer_drops_oldest_and_counts() {
         let (host, config, metrics) = shipper_setup(2, 3);
         let mut shipper = Shipper::default();
         for i in 0..5 {
@@ -411,6 +422,9 @@ mod tests {
             host.counter("meshray_segments_dropped_buffer_full_total"),
             2
         );
+        // The newest stayed: the oldest made room.
+        shipper.on_tick(&host, &config, &metrics);
+        assert_eq!(host.dispatched.borrow()[0].body, br#"[{"n":2},{"n":3}]"#);
     }
 
     #[test]
