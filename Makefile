@@ -31,8 +31,9 @@ help:
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP)
 
-# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one).
-APT_PACKAGES := redis-server
+# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one)
+# and openssl (the tests make a private CA for Redis over TLS).
+APT_PACKAGES := redis-server openssl
 system-tools:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

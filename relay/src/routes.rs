@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
-use tracing::warn;
 
 use crate::ingest::{Ingest, IngestError};
 use crate::metrics::Metrics;
@@ -103,10 +102,6 @@ async fn post_segments(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Some(RETRY_AFTER_DRAINING_SECS),
                 ),
-                IngestError::EpochCache(_) => {
-                    warn!(error = %e, "Refusing a batch: the epoch cache is unavailable.");
-                    (StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER_FULL_SECS))
-                }
             };
             let mut response = error(status, e.to_string());
             if let Some(secs) = retry_after {

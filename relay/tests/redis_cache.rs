@@ -1,5 +1,6 @@
 //! The Redis epoch cache (`redis-server` on an ephemeral port): first writer wins across
-//! relay replicas, within a pipelined batch, and the TTL is set.
+//! relay replicas and within a batch. (A Redis that is down at start no longer stops
+//! the relay: see `shared_epoch_cache.rs`.)
 
 // Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
 // clear location, as clippy.toml allows inside tests.
@@ -57,6 +58,8 @@ async fn replicas_share_the_first_epoch() {
         let config = meshray_relay::Config {
             sink: SinkKind::File(out.clone()),
             epoch_cache: EpochCacheKind::Redis(server.url.clone()),
+            // Slower answers fall back to the local cache; this test is about sharing.
+            epoch_cache_timeout: Duration::from_secs(2),
             ..test_config()
         };
         (out, Relay::start(config))
@@ -80,20 +83,4 @@ async fn replicas_share_the_first_epoch() {
     let expected = format!("1-{:08x}-{}", 1_700_000_123u32, &raw[8..]);
     assert_eq!(read_lines(&out_a)[0]["trace_id"], expected.as_str());
     assert_eq!(read_lines(&out_b)[0]["trace_id"], expected.as_str());
-}
-
-/// A Redis that is down at start is a start-up error naming the flag.
-#[tokio::test]
-async fn unreachable_redis_fails_start() {
-    let port = common::free_port();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = meshray_relay::Config {
-        sink: SinkKind::Stdout,
-        epoch_cache: EpochCacheKind::Redis(format!("redis://127.0.0.1:{port}")),
-        ..test_config()
-    };
-    let error = meshray_relay::run(listener, config, std::future::pending())
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("--epoch-cache"), "{error}");
 }
