@@ -87,6 +87,20 @@ async fn wait_accepted(relay: &Relay, n: usize) {
     panic!("the relay did not accept {n} documents");
 }
 
+/// Posts one document and checks it was accepted.
+async fn post_one(relay: &Relay, document: Value) {
+    let response = relay.post_segments(&Value::Array(vec![document])).await;
+    assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+}
+
+/// Checks that each trace's `count` documents all got `1-{epoch of start}-{last 24}`.
+fn assert_first_epoch(documents: &[Value], traces: &[String], start: f64, count: usize) {
+    for raw in traces {
+        let expected = format!("1-{:08x}-{}", start as u32, &raw[8..]);
+        assert_eq!(ids_of(documents, raw), vec![expected; count], "{raw}");
+    }
+}
+
 /// The trace ids written for documents whose id ends with the low 24 hex of `raw`.
 fn ids_of(documents: &[Value], raw: &str) -> Vec<String> {
     documents
@@ -107,27 +121,13 @@ async fn sdk_documents_join_the_sidecars_trace() {
     let start = now_secs() - 20.0;
     let traces = foreign_ids();
     for raw in &traces {
-        let response = relay
-            .post_segments(&Value::Array(vec![segment("productpage", raw, start)]))
-            .await;
-        assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+        post_one(&relay, segment("productpage", raw, start)).await;
         send_datagram(udp, &segment("sdk-app", &sdk_trace_id(raw), start + 3.0)).await;
-        let response = relay
-            .post_segments(&Value::Array(vec![segment(
-                "sdk-app",
-                &sdk_trace_id(raw),
-                start + 6.0,
-            )]))
-            .await;
-        assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+        post_one(&relay, segment("sdk-app", &sdk_trace_id(raw), start + 6.0)).await;
     }
     wait_accepted(&relay, 6).await;
     relay.stop().await.unwrap();
-    let documents = read_lines(&out);
-    for raw in &traces {
-        let expected = format!("1-{:08x}-{}", start as u32, &raw[8..]);
-        assert_eq!(ids_of(&documents, raw), vec![expected; 3], "{raw}");
-    }
+    assert_first_epoch(&read_lines(&out), &traces, start, 3);
 }
 
 /// Two replicas sharing Redis: the sidecar's document reaches one, the SDK app's
@@ -146,10 +146,7 @@ async fn sdk_documents_join_across_replicas() {
     let start = now_secs() - 20.0;
     let traces = foreign_ids();
     for raw in &traces {
-        let response = a
-            .post_segments(&Value::Array(vec![segment("productpage", raw, start)]))
-            .await;
-        assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+        post_one(&a, segment("productpage", raw, start)).await;
         send_datagram(udp_b, &segment("sdk-app", &sdk_trace_id(raw), start + 3.0)).await;
     }
     wait_accepted(&b, 2).await;
@@ -159,10 +156,7 @@ async fn sdk_documents_join_across_replicas() {
         .into_iter()
         .chain(read_lines(&out_b))
         .collect();
-    for raw in &traces {
-        let expected = format!("1-{:08x}-{}", start as u32, &raw[8..]);
-        assert_eq!(ids_of(&documents, raw), vec![expected; 2], "{raw}");
-    }
+    assert_first_epoch(&documents, &traces, start, 2);
 }
 
 /// `--foreign-ids passthrough`: the raw id and its X-Ray-shaped form both become
@@ -178,10 +172,7 @@ async fn passthrough_sends_foreign_ids_unchanged() {
     let start = now_secs() - 20.0;
     let traces = foreign_ids();
     for raw in &traces {
-        let response = relay
-            .post_segments(&Value::Array(vec![segment("productpage", raw, start)]))
-            .await;
-        assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+        post_one(&relay, segment("productpage", raw, start)).await;
         send_datagram(udp, &segment("sdk-app", &sdk_trace_id(raw), start + 3.0)).await;
     }
     wait_accepted(&relay, 4).await;
