@@ -22,7 +22,7 @@ export MESHRAY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export MESHRAY_FILTER_WASM := $(CURDIR)/$(FILTER_WASM)
 export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 
-.PHONY: all tools rust-tools system-tools bench-tools build wasm relay test lint fmt-check clippy unit e2e demo bench clean-tools help
+.PHONY: all tools rust-tools system-tools bench-tools build wasm relay test lint fmt-check clippy unit e2e demo bench bench-epoch-cache clean-tools help
 
 all: build
 
@@ -101,6 +101,12 @@ bench: tools bench-tools wasm
 	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
 	$(CARGO) build --release -p meshray-relay -p meshray-bench
 	taskset -c 0 target/release/meshray-bench all
+
+## bench-epoch-cache: the relay's throughput with the Redis epoch cache vs the memory cache in
+## one run, and Redis round trips per batch (docs/BENCHMARKS.md, "Epoch cache"). Loopback; ~2 minutes.
+bench-epoch-cache: tools bench-tools
+	$(CARGO) build --release -p meshray-relay --bins
+	bench/epoch-cache/run.sh
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build
