@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Relay throughput with the Redis epoch cache vs the memory cache, in one run, on
-# loopback: a release relay (sink file:/dev/null, so only the ingest path is measured),
-# wrk posting batches shaped like a mesh's (bench/epoch-cache/batches.lua), rounds
-# alternating memory / redis so that the machine's noise hits both alike. Also reads
-# Redis' own count of commands to report round trips per batch.
+# loopback: a release relay pinned to CPU 1 (sink file:/dev/null, so only the ingest
+# path is measured), wrk and redis-server on CPU 0, wrk posting batches shaped like a
+# mesh's (bench/epoch-cache/batches.lua), rounds alternating memory / redis so that the
+# machine's noise hits both alike. Reports batches/s, documents per relay CPU-second
+# (from /proc/PID/stat) and p99, and reads Redis' own count of commands to report round
+# trips per batch.
 #
 #   bench/epoch-cache/run.sh            # or: make bench-epoch-cache
 # Settings (env): ROUNDS (4), SECONDS_PER_ROUND (8), CONNECTIONS (8), RELAY_BIN
@@ -34,9 +36,12 @@ done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >"$work/redis.log" 2>&1 &
+taskset -c 0 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >"$work/redis.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks_per_sec=$(getconf CLK_TCK)
 evalsha_calls() {
   redis-cli -p "$redis_port" info commandstats | tr -d '\r' |
     sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | { read -r n || true; echo "${n:-0}"; }
@@ -54,16 +59,18 @@ for round in $(seq "$rounds"); do
     port=$(free_port)
     url=memory
     [ "$cache" = redis ] && url="redis://127.0.0.1:$redis_port"
-    MESHRAY_EPOCH_CACHE=$url RUST_LOG=warn "$relay_bin" --listen "127.0.0.1:$port" \
+    MESHRAY_EPOCH_CACHE=$url RUST_LOG=warn taskset -c 1 "$relay_bin" --listen "127.0.0.1:$port" \
       --sink file:/dev/null --daemon-listen off --queue-capacity 1000000 \
       --max-connections 64 >"$work/relay-$cache-$round.log" 2>&1 &
     relay=$!
     pids+=($relay)
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
     before=$(evalsha_calls)
-    out=$(BENCH_TRACES=$traces BENCH_DOCS_PER_TRACE=$per_trace wrk -t1 -c"$connections" \
+    cpu_before=$(cpu_ticks "$relay")
+    out=$(BENCH_TRACES=$traces BENCH_DOCS_PER_TRACE=$per_trace taskset -c 0 wrk -t1 -c"$connections" \
       -d"${secs}s" --latency -s "$here/batches.lua" "http://127.0.0.1:$port" 2>"$work/wrk-err.log")
     after=$(evalsha_calls)
+    cpu_after=$(cpu_ticks "$relay")
     metrics=$(curl -fs "http://127.0.0.1:$port/metrics")
     kill -TERM "$relay"; wait "$relay" 2>/dev/null || true
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -73,20 +80,28 @@ for round in $(seq "$rounds"); do
     fallback=$(awk '/^meshray_relay_epoch_cache_fallback_total/ {print $2}' <<<"$metrics")
     accepted=$(awk '/^meshray_relay_documents_accepted_total/ {print $2}' <<<"$metrics")
     docs_per_sec=$(awk -v r="$rps" -v b="$batch" 'BEGIN {printf "%.0f", r * b}')
-    trips=$(awk -v a="$after" -v b="$before" -v n="$requests" 'BEGIN {printf "%.3f", n ? (a - b) / n : 0}')
-    echo "round $round $cache: ${rps} batches/s = ${docs_per_sec} docs/s, p99 ${p99}, requests $requests, accepted ${accepted:-0}, non-2xx ${non2xx:-0}, fallback ${fallback:-0}, redis round trips/batch $trips" >&2
-    results+=("$round $cache $rps $docs_per_sec $p99 $trips ${non2xx:-0} ${fallback:-0}")
+    docs_per_cpu_s=$(awk -v n="$accepted" -v a="$cpu_after" -v b="$cpu_before" -v t="$ticks_per_sec" \
+      'BEGIN {printf "%.0f", ((a - b) > 0 ? n * t / (a - b) : 0)}')
+    # Batches the relay received (wrk's count misses those in flight when it stops).
+    batches=$(awk -v n="$(awk '/^meshray_relay_documents_received_total/ {print $2}' <<<"$metrics")" \
+      -v b="$batch" 'BEGIN {printf "%d", n / b}')
+    trips=$(awk -v a="$after" -v b="$before" -v n="$batches" 'BEGIN {printf "%.3f", (n ? (a - b) / n : 0)}')
+    echo "round $round $cache: ${rps} batches/s = ${docs_per_sec} docs/s, ${docs_per_cpu_s} docs per relay CPU-s, p99 ${p99}, requests $requests, accepted ${accepted:-0}, non-2xx ${non2xx:-0}, fallback ${fallback:-0}, redis round trips/batch $trips" >&2
+    results+=("$round $cache $rps $docs_per_sec $p99 $trips ${non2xx:-0} ${fallback:-0} $docs_per_cpu_s")
   done
 done
 
 printf '%s\n' "${results[@]}" | awk -v batch="$batch" '
-  { rps[$2] = rps[$2] " " $3; docs[$2] += $4; n[$2]++; if ($2 == "redis") { trips = trips " " $6 }
-    non2xx += $7; if ($2 == "redis") fallback += $8
-    if ($2 == "memory") m[$1] = $3; else r[$1] = $3 }
+  $2 == "memory" { m[$1] = $3; mc[$1] = $9; mp[$1] = $5 }
+  $2 == "redis" { r[$1] = $3; rc[$1] = $9; rp[$1] = $5; trips = trips " " $6; fallback += $8 }
+  { non2xx += $7 }
   END {
-    print "| round | memory (batches/s) | redis (batches/s) | redis / memory |"
-    print "|---|---|---|---|"
-    for (i = 1; i in m; i++) { printf "| %d | %.0f | %.0f | %.2f |\n", i, m[i], r[i], r[i] / m[i]; sum += r[i] / m[i]; k++ }
-    printf "\nmean ratio redis/memory: %.2f; documents/s: memory %.0f, redis %.0f (batch of %d);", sum / k, docs["memory"] / n["memory"], docs["redis"] / n["redis"], batch
-    printf " redis round trips per batch:%s; non-2xx: %d; fallback: %d\n", trips, non2xx, fallback
+    print "| round | memory: batches/s | redis: batches/s | redis / memory | memory: docs per relay CPU-s | redis: docs per relay CPU-s | redis / memory | p99 memory / redis |"
+    print "|---|---|---|---|---|---|---|---|"
+    for (i = 1; i in m; i++) {
+      printf "| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %s / %s |\n", i, m[i], r[i], r[i] / m[i], mc[i], rc[i], (mc[i] ? rc[i] / mc[i] : 0), mp[i], rp[i]
+      sum += r[i] / m[i]; csum += (mc[i] ? rc[i] / mc[i] : 0); k++
+    }
+    printf "\nmean redis/memory: throughput %.2f, documents per relay CPU-second %.2f (batch of %d documents);", sum / k, csum / k, batch
+    printf " redis round trips per batch:%s; non-2xx responses: %d; fallback: %d\n", trips, non2xx, fallback
   }'

@@ -159,6 +159,26 @@ async fn sdk_documents_join_across_replicas() {
     assert_first_epoch(&documents, &traces, start, 2);
 }
 
+/// A burst of SDK datagrams (which the relay takes in batches, one cache call each):
+/// every one accepted, every one in the sidecar's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_datagrams_joins_one_trace() {
+    let dir = temp_dir("foreign-ids-burst");
+    let (relay, udp, out) = start_relay(&dir, "relay", test_config()).await;
+    let start = now_secs() - 20.0;
+    let [raw, _] = foreign_ids();
+    post_one(&relay, segment("productpage", &raw, start)).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..40 {
+        let document = segment("sdk-app", &sdk_trace_id(&raw), start + f64::from(i));
+        let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{document}");
+        socket.send_to(datagram.as_bytes(), udp).await.unwrap();
+    }
+    wait_accepted(&relay, 41).await;
+    relay.stop().await.unwrap();
+    assert_first_epoch(&read_lines(&out), &[raw], start, 41);
+}
+
 /// `--foreign-ids passthrough`: the raw id and its X-Ray-shaped form both become
 /// `1-{first 8 hex}-{last 24 hex}` of the id, whatever the start times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
