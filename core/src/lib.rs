@@ -11,6 +11,7 @@
 //! - [`segment`]: the X-Ray segment document model and its builder.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
+//! - [`trace`]: stored traces read back: document tree, text rendering, service graph.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,4 +20,5 @@ pub mod ids;
 pub mod limits;
 pub mod propagation;
 pub mod segment;
+pub mod trace;
 pub mod validate;
