@@ -2,6 +2,7 @@
 #
 #   make demo    local mesh (3 Envoy sidecars + sample app) → relay → local X-Ray API; prints a trace
 #   make test    formatting, lints, unit, property and end-to-end tests
+#   make bench   the filter's cost per request and the relay's throughput → docs/BENCHMARKS.md
 #
 # Everything the targets need is installed by `make tools` (idempotent): the
 # wasm32-wasip1 Rust target, redis-server (apt) and a project-local Python venv
@@ -21,25 +22,30 @@ export MESHRAY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export MESHRAY_FILTER_WASM := $(CURDIR)/$(FILTER_WASM)
 export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 
-.PHONY: all tools rust-tools system-tools build wasm relay test lint fmt-check clippy unit e2e demo clean-tools help
+.PHONY: all tools rust-tools system-tools bench-tools build wasm relay test lint fmt-check clippy unit e2e demo bench clean-tools help
 
 all: build
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP)
 
-# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one).
-APT_PACKAGES := redis-server
-system-tools:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt-install,PACKAGES): installs those of the Debian PACKAGES that are missing.
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }; \
 	fi
+endef
+
+# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one).
+APT_PACKAGES := redis-server
+system-tools:
+	$(call apt-install,$(APT_PACKAGES))
 
 rust-tools:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -81,6 +87,19 @@ unit: tools build
 
 e2e: tools build
 	$(CARGO) test -p meshray-e2e
+
+## bench: what the filter costs per request (vs untraced Envoy, Envoy's native X-Ray and Zipkin
+## tracers, an empty wasm filter) and the relay's documents/s per core; writes docs/BENCHMARKS.md
+## and target/bench/results.json. Not part of `make test`; loopback only; ~8 minutes.
+BENCH_APT_PACKAGES := wrk
+EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
+bench-tools:
+	$(call apt-install,$(BENCH_APT_PACKAGES))
+
+bench: tools bench-tools wasm
+	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
+	$(CARGO) build --release -p meshray-relay -p meshray-bench
+	taskset -c 0 target/release/meshray-bench all
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build

@@ -115,9 +115,9 @@ impl ValidDocument {
             .insert("trace_id".to_owned(), Value::String(id.to_string()));
     }
 
-    /// The JSON text to send to X-Ray.
-    pub fn to_json_string(&self) -> String {
-        Value::Object(self.json.clone()).to_string()
+    /// The JSON text to send to X-Ray, consuming the document (no copy of it is made).
+    pub fn into_json_string(self) -> String {
+        Value::Object(self.json).to_string()
     }
 }
 
@@ -150,7 +150,7 @@ pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
         return Err(DocumentError::Type);
     }
     let start_time = check_body(&mut json, "")?;
-    let bytes = Value::Object(json.clone()).to_string().len();
+    let bytes = serialized_len(&json);
     if bytes > MAX_DOCUMENT_BYTES {
         return Err(DocumentError::TooLarge { bytes });
     }
@@ -161,6 +161,27 @@ pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
     })
 }
 
+/// The length of `json`'s compact serialisation, counted without building the text.
+pub fn serialized_len(json: &Map<String, Value>) -> usize {
+    /// Counts the bytes written to it and keeps none.
+    struct ByteCounter(usize);
+    impl std::io::Write for ByteCounter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = ByteCounter(0);
+    // Writing to the counter cannot fail, and a map of JSON values always serialises.
+    match serde_json::to_writer(&mut counter, json) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// Checks and mends what segments and embedded subsegments share; returns `start_time`.
 fn check_body(json: &mut Map<String, Value>, path: &str) -> Result<f64, DocumentError> {
     let name = required_str(json, "name", "name")?;
@@ -169,12 +190,12 @@ fn check_body(json: &mut Map<String, Value>, path: &str) -> Result<f64, Document
         json.insert("name".to_owned(), Value::String(clean));
     }
     let id = required_str(json, "id", "id")?;
-    check_span_id(id, &format!("{path}id"))?;
+    check_span_id(id, path, "id")?;
     if let Some(parent) = json.get("parent_id") {
         let parent = parent
             .as_str()
             .ok_or_else(|| wrong_type(path, "parent_id", "a string"))?;
-        check_span_id(parent, &format!("{path}parent_id"))?;
+        check_span_id(parent, path, "parent_id")?;
     }
     let start = json
         .get("start_time")
@@ -273,11 +294,13 @@ fn required_str<'a>(
         })
 }
 
-fn check_span_id(text: &str, field: &str) -> Result<(), DocumentError> {
+/// Checks that `text`, the value of `{path}{field}`, is a span id. The field's path is
+/// only built for the error.
+fn check_span_id(text: &str, path: &str, field: &str) -> Result<(), DocumentError> {
     SpanId::from_hex(text)
         .map(|_| ())
         .map_err(|_| DocumentError::SpanId {
-            field: field.to_owned(),
+            field: format!("{path}{field}"),
             value: truncate_chars(text, 40).to_owned(),
         })
 }
@@ -396,6 +419,31 @@ mod tests {
         assert_eq!(
             json["http"]["request"]["url"].as_str().unwrap().len(),
             MAX_HTTP_FIELD_CHARS
+        );
+    }
+
+    /// The size check counts exactly the bytes sent, without building the text: a
+    /// document of exactly the limit passes, one byte more is refused.
+    #[test]
+    fn size_limit_counts_the_sent_bytes() {
+        let mut v = good();
+        v["metadata"] = json!({"text": "é\"\\\n\u{1}", "n": [1.5, -2, 1e300]});
+        let doc = validate_document(v).unwrap();
+        let counted = serialized_len(doc.json());
+        assert_eq!(counted, doc.into_json_string().len());
+
+        let base = serialized_len(validate_document(good()).unwrap().json());
+        let padding = r#","metadata":{"p":""}"#.len();
+        let mut exact = good();
+        exact["metadata"] = json!({"p": "x".repeat(MAX_DOCUMENT_BYTES - base - padding)});
+        let doc = validate_document(exact.clone()).unwrap();
+        assert_eq!(serialized_len(doc.json()), MAX_DOCUMENT_BYTES);
+        exact["metadata"]["p"] = json!("x".repeat(MAX_DOCUMENT_BYTES - base - padding + 1));
+        assert_eq!(
+            validate_document(exact).unwrap_err(),
+            DocumentError::TooLarge {
+                bytes: MAX_DOCUMENT_BYTES + 1
+            }
         );
     }
 }

@@ -161,7 +161,8 @@ impl Ingest {
 
         let mut accepted = 0;
         for ((index, document), permit) in valid.into_iter().zip(reservation) {
-            let json = document.to_json_string();
+            let id = document.id().to_owned();
+            let json = document.into_json_string();
             // The resolved X-Ray id is 3 characters longer than a raw 32-hex id.
             if json.len() > MAX_DOCUMENT_BYTES {
                 rejected.push(Rejection {
@@ -174,10 +175,7 @@ impl Ingest {
                 self.metrics.reject(reject::INVALID, 1);
                 continue;
             }
-            permit.send(QueuedDocument {
-                id: Some(document.id().to_owned()),
-                json,
-            });
+            permit.send(QueuedDocument { id: Some(id), json });
             accepted += 1;
         }
         rejected.sort_by_key(|r| r.index);
