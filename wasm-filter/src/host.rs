@@ -55,6 +55,19 @@ pub trait Host {
         timeout: Duration,
     ) -> Result<u32, HostError>;
 
+    /// A header of the answer to a `dispatch_http_call` (`:status`, `retry-after`);
+    /// only in the root context's `on_http_call_response`.
+    fn http_call_response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// The first `size` bytes of that answer's body.
+    fn http_call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// The WasmPlugin's `pluginConfig` (`size` bytes); only in `on_configure`.
+    fn plugin_configuration(&self, size: usize) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Sets how often the root context's `on_tick` runs.
+    fn set_tick_period(&self, period: Duration) -> Result<(), HostError>;
+
     /// Defines (or finds) a counter; the id is valid for the VM's lifetime.
     fn define_counter(&self, name: &str) -> Result<u32, HostError>;
 
@@ -141,6 +154,14 @@ mod fake {
         pub counters: Rc<RefCell<HashMap<String, i64>>>,
         /// Counter names by id.
         pub counter_names: Rc<RefCell<Vec<String>>>,
+        /// Headers of the answer to a dispatched call.
+        pub call_response_headers: Vec<(String, Vec<u8>)>,
+        /// Body of the answer to a dispatched call.
+        pub call_response_body: Option<Vec<u8>>,
+        /// The `pluginConfig` bytes.
+        pub plugin_configuration: Vec<u8>,
+        /// The tick period last set.
+        pub tick_period: RefCell<Option<Duration>>,
     }
 
     impl FakeHost {
@@ -179,6 +200,26 @@ mod fake {
             self.headers
                 .borrow_mut()
                 .push((name.to_owned(), value.to_vec()));
+            self
+        }
+
+        /// Sets the answer the next `on_http_call_response` reads.
+        pub fn with_call_response(
+            mut self,
+            headers: &[(&str, &[u8])],
+            body: Option<&[u8]>,
+        ) -> Self {
+            self.call_response_headers = headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                .collect();
+            self.call_response_body = body.map(<[u8]>::to_vec);
+            self
+        }
+
+        /// Sets the `pluginConfig` JSON.
+        pub fn with_plugin_configuration(mut self, json: &str) -> Self {
+            self.plugin_configuration = json.as_bytes().to_vec();
             self
         }
 
@@ -263,6 +304,31 @@ mod fake {
                 body: body.to_vec(),
             });
             Ok(dispatched.len() as u32)
+        }
+
+        fn http_call_response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            Ok(self
+                .call_response_headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()))
+        }
+
+        fn http_call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+            Ok(self
+                .call_response_body
+                .as_ref()
+                .map(|body| body[..size.min(body.len())].to_vec()))
+        }
+
+        fn plugin_configuration(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+            let bytes = &self.plugin_configuration;
+            Ok(Some(bytes[..size.min(bytes.len())].to_vec()))
+        }
+
+        fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+            *self.tick_period.borrow_mut() = Some(period);
+            Ok(())
         }
 
         fn define_counter(&self, name: &str) -> Result<u32, HostError> {

@@ -9,6 +9,7 @@
 //! - [`tracer`]: per-request logic: classify, link, propagate, build the document.
 //! - [`links`]: trace → segment map in the VM's shared data.
 //! - [`shipper`]: bounded buffer and batched posts to the relay.
+//! - [`worker`]: one worker VM's state; the configure step, the timer, the relay's answers.
 //! - [`metrics`]: counters visible in Envoy's `/stats`.
 //! - [`response_flags`]: Envoy response flags and what they mean for X-Ray.
 //! - `adapter` (wasm32 only): the proxy-wasm root and HTTP contexts and `ProxyWasmHost`.
@@ -21,10 +22,8 @@ pub mod metrics;
 pub mod response_flags;
 pub mod shipper;
 pub mod tracer;
+pub mod worker;
 pub mod workload;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;
-
-#[cfg(test)]
-mod tests;

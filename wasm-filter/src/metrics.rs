@@ -18,8 +18,37 @@ pub enum DropReason {
     Oversize,
 }
 
+/// The label of every drop reason, in [`DropReason::ALL`] order: the counter of
+/// reason `r` is `meshray_segments_dropped_{r}_total` (see [`dropped_counter_name`]).
+pub const DROP_REASONS: [&str; DropReason::ALL.len()] = {
+    let mut labels = [""; DropReason::ALL.len()];
+    let mut i = 0;
+    while i < labels.len() {
+        labels[i] = DropReason::ALL[i].label();
+        i += 1;
+    }
+    labels
+};
+
+/// Documents produced.
+pub const EMITTED_TOTAL: &str = "meshray_segments_emitted_total";
+/// Documents the relay accepted.
+pub const SENT_TOTAL: &str = "meshray_segments_sent_total";
+/// Documents lost, all reasons.
+pub const DROPPED_TOTAL: &str = "meshray_segments_dropped_total";
+/// Propagation headers ignored as malformed.
+pub const HEADERS_MALFORMED_TOTAL: &str = "meshray_headers_malformed_total";
+/// Gauge: documents waiting in the buffers of all workers.
+pub const BUFFERED_DOCUMENTS: &str = "meshray_buffered_documents";
+
+/// The counter of documents dropped for `reason` (a [`DROP_REASONS`] label).
+pub fn dropped_counter_name(reason: &str) -> String {
+    format!("meshray_segments_dropped_{reason}_total")
+}
+
 impl DropReason {
-    const ALL: [DropReason; 5] = [
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 5] = [
         DropReason::BufferFull,
         DropReason::RelayUnavailable,
         DropReason::RelayBusy,
@@ -28,7 +57,7 @@ impl DropReason {
     ];
 
     /// The label used in the counter name.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             DropReason::BufferFull => "buffer_full",
             DropReason::RelayUnavailable => "relay_unavailable",
@@ -49,7 +78,7 @@ pub struct Metrics {
     /// `meshray_segments_dropped_total`: documents lost, all reasons.
     dropped: Option<u32>,
     /// `meshray_segments_dropped_<reason>_total`, in [`DropReason::ALL`] order.
-    dropped_by_reason: [Option<u32>; 5],
+    dropped_by_reason: [Option<u32>; DropReason::ALL.len()],
     /// `meshray_headers_malformed_total`: propagation headers ignored as malformed.
     malformed_headers: Option<u32>,
     /// `meshray_buffered_documents` (gauge): documents waiting in the buffers of all workers.
@@ -60,20 +89,17 @@ impl Metrics {
     /// Defines the counters; a counter the host refuses is simply not counted.
     pub fn define(host: &impl Host) -> Self {
         let define = |name: &str| host.define_counter(name).ok();
-        let mut dropped_by_reason = [None; 5];
-        for (slot, reason) in dropped_by_reason.iter_mut().zip(DropReason::ALL) {
-            *slot = define(&format!(
-                "meshray_segments_dropped_{}_total",
-                reason.label()
-            ));
+        let mut dropped_by_reason = [None; DropReason::ALL.len()];
+        for (slot, reason) in dropped_by_reason.iter_mut().zip(DROP_REASONS) {
+            *slot = define(&dropped_counter_name(reason));
         }
         Self {
-            emitted: define("meshray_segments_emitted_total"),
-            sent: define("meshray_segments_sent_total"),
-            dropped: define("meshray_segments_dropped_total"),
+            emitted: define(EMITTED_TOTAL),
+            sent: define(SENT_TOTAL),
+            dropped: define(DROPPED_TOTAL),
             dropped_by_reason,
-            malformed_headers: define("meshray_headers_malformed_total"),
-            buffered: host.define_gauge("meshray_buffered_documents").ok(),
+            malformed_headers: define(HEADERS_MALFORMED_TOTAL),
+            buffered: host.define_gauge(BUFFERED_DOCUMENTS).ok(),
         }
     }
 
@@ -126,5 +152,26 @@ fn add(host: &impl Host, id: Option<u32>, n: usize) {
         {
             log::debug!("meshray: counter {id} could not be incremented");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::FakeHost;
+
+    /// Every reason has its counter, named as [`DROP_REASONS`] says.
+    #[test]
+    fn each_drop_reason_has_its_counter() {
+        let host = FakeHost::at(0);
+        let metrics = Metrics::define(&host);
+        for reason in DropReason::ALL {
+            metrics.dropped(&host, reason, 2);
+        }
+        for label in DROP_REASONS {
+            assert_eq!(host.counter(&dropped_counter_name(label)), 2, "{label}");
+        }
+        assert_eq!(host.counter(DROPPED_TOTAL), 2 * DROP_REASONS.len() as i64);
+        assert_eq!(DROP_REASONS[0], "buffer_full");
     }
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MapType, MetricType, Status};
+use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 
 use crate::host::{Host, HostError};
 
@@ -67,6 +67,25 @@ impl Host for ProxyWasmHost {
     ) -> Result<u32, HostError> {
         hostcalls::dispatch_http_call(cluster, headers.to_vec(), Some(body), Vec::new(), timeout)
             .map_err(|s| failed("dispatch_http_call", s))
+    }
+
+    fn http_call_response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+            .map_err(|s| failed("get_map_value_bytes", s))
+    }
+
+    fn http_call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+            .map_err(|s| failed("get_buffer", s))
+    }
+
+    fn plugin_configuration(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .map_err(|s| failed("get_buffer", s))
+    }
+
+    fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+        hostcalls::set_tick_period(period).map_err(|s| failed("set_tick_period", s))
     }
 
     fn define_counter(&self, name: &str) -> Result<u32, HostError> {

@@ -1,5 +1,5 @@
-//! Native tests of the request logic and the shipper against [`FakeHost`]:
-//! whole requests as a sidecar sees them, from request headers to the document.
+//! Native tests of the request logic against [`FakeHost`]: whole requests as a
+//! sidecar sees them, from request headers to the document.
 
 use meshray_core::ids::TraceId;
 use serde_json::Value;
@@ -7,7 +7,6 @@ use serde_json::Value;
 use crate::config::FilterConfig;
 use crate::host::FakeHost;
 use crate::metrics::Metrics;
-use crate::shipper::{RelayReply, Shipper};
 use crate::tracer::{self, ActiveSpan, Random, Role};
 use crate::workload::Workload;
 
@@ -427,169 +426,6 @@ fn unknown_clusters_fall_back_to_listener_direction() {
     assert!(
         matches!(span.role, Role::ClientSegment { ref remote, .. } if remote.name == "api.example.com")
     );
-}
-
-// === shipper ===
-
-fn shipper_setup(max_batch: usize, max_buffered: usize) -> (FakeHost, FilterConfig, Metrics) {
-    let host = FakeHost::at(NOW);
-    let config = FilterConfig {
-        max_batch,
-        max_buffered,
-        ..FilterConfig::default()
-    };
-    let metrics = Metrics::define(&host);
-    (host, config, metrics)
-}
-
-#[test]
-fn full_buffer_drops_newest_and_counts() {
-    let (host, config, metrics) = shipper_setup(2, 3);
-    let mut shipper = Shipper::default();
-    for i in 0..5 {
-        shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
-    }
-    assert_eq!(shipper.queued(), 3);
-    assert_eq!(
-        host.counter("meshray_segments_emitted_total"),
-        0,
-        "counts go to the host once per tick, not per document"
-    );
-    shipper.report_counts(&host, &metrics);
-    assert_eq!(host.counter("meshray_buffered_documents"), 3);
-    assert_eq!(host.counter("meshray_segments_emitted_total"), 5);
-    assert_eq!(host.counter("meshray_segments_dropped_total"), 2);
-    assert_eq!(
-        host.counter("meshray_segments_dropped_buffer_full_total"),
-        2
-    );
-}
-
-#[test]
-fn tick_sends_batches_to_the_relay_cluster() {
-    let (host, config, metrics) = shipper_setup(2, 10);
-    let mut shipper = Shipper::default();
-    for i in 0..5 {
-        shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
-    }
-    shipper.on_tick(&host, &config, &metrics);
-    let dispatched = host.dispatched.borrow();
-    assert_eq!(
-        dispatched.len(),
-        3,
-        "batches of 2, 2, 1 after the flush interval"
-    );
-    assert_eq!(dispatched[0].cluster, config.relay_cluster);
-    assert_eq!(dispatched[0].body, br#"[{"n":0},{"n":1}]"#);
-    assert!(
-        dispatched[0]
-            .headers
-            .contains(&(":path".into(), "/v1/segments".into()))
-    );
-    assert!(
-        dispatched[0]
-            .headers
-            .contains(&(":authority".into(), config.relay_authority.clone()))
-    );
-    drop(dispatched);
-
-    let partial = RelayReply {
-        status: Some(200),
-        retry_after: false,
-        body: Some(br#"{"accepted":1,"rejected":[{"index":1,"error":"bad"}]}"#),
-    };
-    let reset = RelayReply::default();
-    let shedding = RelayReply {
-        status: Some(503),
-        retry_after: true,
-        body: None,
-    };
-    shipper.on_response(&host, &config, &metrics, 1, partial);
-    shipper.on_response(&host, &config, &metrics, 2, reset);
-    shipper.on_response(&host, &config, &metrics, 3, shedding);
-    assert_eq!(host.counter("meshray_segments_sent_total"), 1);
-    assert_eq!(host.counter("meshray_segments_dropped_rejected_total"), 1);
-    assert_eq!(
-        host.counter("meshray_segments_dropped_relay_unavailable_total"),
-        2
-    );
-    assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 1);
-    assert_eq!(shipper.in_flight(), 0);
-}
-
-#[test]
-fn envoys_own_503_means_the_relay_is_unavailable_not_busy() {
-    let (host, config, metrics) = shipper_setup(10, 10);
-    let mut shipper = Shipper::default();
-    shipper.push(&config, b"{}".to_vec());
-    shipper.on_tick(&host, &config, &metrics);
-    let envoy_503 = RelayReply {
-        status: Some(503),
-        retry_after: false,
-        body: Some(b"no healthy upstream"),
-    };
-    shipper.on_response(&host, &config, &metrics, 1, envoy_503);
-    assert_eq!(
-        host.counter("meshray_segments_dropped_relay_unavailable_total"),
-        1
-    );
-    assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 0);
-}
-
-#[test]
-fn in_flight_limit_keeps_documents_buffered() {
-    let (host, mut config, metrics) = shipper_setup(1, 10);
-    config.max_in_flight = 2;
-    let mut shipper = Shipper::default();
-    for _ in 0..5 {
-        shipper.push(&config, b"{}".to_vec());
-    }
-    shipper.on_tick(&host, &config, &metrics);
-    assert_eq!(shipper.in_flight(), 2);
-    assert_eq!(shipper.queued(), 3);
-    shipper.report_counts(&host, &metrics);
-    assert_eq!(host.counter("meshray_buffered_documents"), 3);
-}
-
-#[test]
-fn an_answered_post_sends_the_next_full_batch_at_once() {
-    let (host, mut config, metrics) = shipper_setup(2, 100);
-    config.max_in_flight = 1;
-    let mut shipper = Shipper::default();
-    for _ in 0..6 {
-        shipper.push(&config, b"{}".to_vec());
-    }
-    shipper.on_tick(&host, &config, &metrics);
-    assert_eq!(host.dispatched.borrow().len(), 1, "one post in flight");
-    let ok = RelayReply {
-        status: Some(200),
-        retry_after: false,
-        body: Some(br#"{"accepted":2,"rejected":[]}"#),
-    };
-    shipper.on_response(&host, &config, &metrics, 1, ok);
-    assert_eq!(
-        host.dispatched.borrow().len(),
-        2,
-        "next batch without waiting for the timer"
-    );
-    // A failed post does not trigger the next one: the timer paces retries.
-    shipper.on_response(&host, &config, &metrics, 2, RelayReply::default());
-    assert_eq!(host.dispatched.borrow().len(), 2);
-    assert_eq!(shipper.queued(), 2);
-}
-
-#[test]
-fn failed_dispatch_drops_and_counts() {
-    let (mut host, config, metrics) = shipper_setup(10, 10);
-    host.dispatch_fails = true;
-    let mut shipper = Shipper::default();
-    shipper.push(&config, b"{}".to_vec());
-    shipper.on_tick(&host, &config, &metrics);
-    assert_eq!(
-        host.counter("meshray_segments_dropped_relay_unavailable_total"),
-        1
-    );
-    assert_eq!(shipper.queued(), 0);
 }
 
 #[test]

@@ -1,0 +1,162 @@
+//! Log phase: the X-Ray document of a traced request, from the span kept since
+//! request headers and what Envoy knows once the response is done.
+
+use meshray_core::cluster::{self, RemoteService};
+use meshray_core::segment::{Document, HttpResponse};
+
+use super::{ActiveSpan, Role};
+use crate::host::{Host, property_i64, property_string};
+use crate::metrics::{DropReason, Metrics};
+use crate::response_flags::ResponseFlags;
+use crate::workload::Workload;
+
+const REQUEST_TIME: [&[&str]; 1] = [&["request", "time"]];
+const REQUEST_DURATION: [&[&str]; 1] = [&["request", "duration"]];
+const RESPONSE_CODE: [&[&str]; 1] = [&["response", "code"]];
+const RESPONSE_FLAGS: [&[&str]; 1] = [&["response", "flags"]];
+const RESPONSE_SIZE: [&[&str]; 1] = [&["response", "size"]];
+const SOURCE_ADDRESS: [&[&str]; 1] = [&["source", "address"]];
+
+/// Log phase: the finished document as JSON, within X-Ray's size limit.
+pub fn on_log(
+    host: &impl Host,
+    span: ActiveSpan,
+    workload: &Workload,
+    metrics: &Metrics,
+) -> Option<Vec<u8>> {
+    let start_nanos =
+        property_i64(host, &REQUEST_TIME).map_or(span.start_nanos, |t| t.max(0) as u64);
+    let end_nanos = match property_i64(host, &REQUEST_DURATION) {
+        Some(duration) => start_nanos.saturating_add(duration.max(0) as u64),
+        None => host.now_nanos().unwrap_or(start_nanos),
+    }
+    .max(start_nanos);
+    let status = property_i64(host, &RESPONSE_CODE)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| *c > 0);
+    let flags = ResponseFlags(property_i64(host, &RESPONSE_FLAGS).map_or(0, |f| f as u64));
+    let content_length = property_i64(host, &RESPONSE_SIZE).and_then(|s| u64::try_from(s).ok());
+    let start = seconds(start_nanos);
+    let end = seconds(end_nanos);
+    let document_trace_id = span
+        .trace_id
+        .document_trace_id(span.start_nanos / 1_000_000_000);
+
+    let mut request = span.request;
+    let response = HttpResponse {
+        status,
+        content_length,
+    };
+    let fault = flags.is_fault() || span.blackholed;
+    let decorate = |doc: Document| -> Document {
+        let mut doc = doc.with_end_time(end).with_http_response(response.clone());
+        if fault {
+            doc = doc.with_fault();
+        }
+        doc.throttle |= flags.is_throttle();
+        if let Some(label) = flags.to_label() {
+            doc = doc.with_annotation("response_flags", &label);
+        }
+        for (name, value) in &span.header_annotations {
+            doc = doc.with_annotation(name, value);
+        }
+        doc
+    };
+    let mut document = match span.role {
+        Role::Segment => {
+            if request.client_ip.is_none() {
+                request.client_ip = property_string(host, &SOURCE_ADDRESS)
+                    .map(|addr| cluster::split_authority(&addr).0.to_owned());
+            }
+            let segment = Document::segment(&workload.service, span.id, document_trace_id, start)
+                .with_parent(span.parent)
+                .with_http_request(request);
+            describe_workload(decorate(segment), workload)
+        }
+        Role::Subsegment { remote, parent } => {
+            let subsegment = Document::remote_subsegment(
+                &remote.name,
+                span.id,
+                document_trace_id,
+                parent,
+                start,
+            )
+            .with_http_request(request);
+            describe_remote(decorate(subsegment), &remote, span.cluster.as_deref())
+        }
+        Role::ClientSegment { remote, segment_id } => {
+            let call = Document::remote_subsegment(
+                &remote.name,
+                span.id,
+                document_trace_id.clone(),
+                segment_id,
+                start,
+            )
+            .with_http_request(request);
+            let call = describe_remote(decorate(call), &remote, span.cluster.as_deref());
+            let segment =
+                Document::segment(&workload.service, segment_id, document_trace_id, start)
+                    .with_parent(span.parent)
+                    .with_end_time(end)
+                    .with_subsegment(call);
+            let segment = if fault { segment.with_fault() } else { segment };
+            describe_workload(segment, workload)
+        }
+    };
+    match document.to_json_within_limit() {
+        Some(json) => Some(json),
+        None => {
+            metrics.dropped(host, DropReason::Oversize, 1);
+            None
+        }
+    }
+}
+
+/// Istio annotations, k8s metadata and `aws.eks` of a segment.
+fn describe_workload(mut doc: Document, workload: &Workload) -> Document {
+    let annotations = [
+        ("istio_canonical_service", &workload.canonical_service),
+        ("istio_canonical_revision", &workload.canonical_revision),
+        ("istio_namespace", &workload.namespace),
+    ];
+    for (key, value) in annotations {
+        if let Some(value) = value {
+            doc = doc.with_annotation(key, value);
+        }
+    }
+    let metadata = [
+        ("namespace", &workload.namespace),
+        ("workload", &workload.workload_name),
+        ("pod", &workload.pod),
+        ("service_account", &workload.service_account),
+    ];
+    for (key, value) in metadata {
+        if let Some(value) = value {
+            doc = doc.with_metadata("k8s", key, value);
+        }
+    }
+    doc.with_eks(workload.pod.clone(), workload.cluster_name.clone())
+}
+
+/// Where a remote call went: Istio host, subset, port, cluster.
+fn describe_remote(mut doc: Document, remote: &RemoteService, cluster: Option<&str>) -> Document {
+    doc = doc.with_metadata("istio", "destination_host", &remote.host);
+    if let Some(namespace) = &remote.namespace {
+        doc = doc.with_metadata("istio", "destination_namespace", namespace);
+    }
+    if let Some(subset) = &remote.subset {
+        doc = doc.with_metadata("istio", "destination_subset", subset);
+    }
+    if let Some(port) = remote.port {
+        doc = doc.with_metadata("istio", "destination_port", &port.to_string());
+    }
+    if let Some(cluster) = cluster {
+        doc = doc.with_metadata("istio", "upstream_cluster", cluster);
+    }
+    doc
+}
+
+fn seconds(nanos: u64) -> f64 {
+    // Microsecond precision, as X-Ray SDKs send.
+    (nanos / 1_000) as f64 / 1e6
+}

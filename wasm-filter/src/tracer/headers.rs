@@ -1,0 +1,110 @@
+//! The request headers the filter looks at, picked out of one header-map read.
+
+use meshray_core::propagation::{self, PropagationHeaders};
+use meshray_core::segment::HttpRequest;
+
+use crate::config::FilterConfig;
+use crate::host::Host;
+
+/// Marks the filter's own posts to the relay, so a sidecar in front of the
+/// relay (should the WasmPlugin select it) does not trace them.
+pub const BATCH_MARKER_HEADER: &str = "x-meshray-batch";
+
+/// The request headers the filter looks at, from one header-map read.
+#[derive(Debug, Default)]
+pub(crate) struct SeenHeaders {
+    /// The propagation headers, raw.
+    pub propagation: PropagationHeaders,
+    /// Propagation headers whose value is not UTF-8 (counted as malformed).
+    pub non_utf8_propagation: usize,
+    /// `:method`, for `http.request.method`.
+    pub method: Option<String>,
+    /// `:scheme`, `:authority` and `:path` make `http.request.url`; the
+    /// authority also names the remote of passthrough and unknown clusters.
+    pub scheme: Option<String>,
+    /// See `scheme`.
+    pub authority: Option<String>,
+    /// See `scheme`.
+    pub path: Option<String>,
+    /// `user-agent`.
+    pub user_agent: Option<String>,
+    /// `x-forwarded-for`: its first hop is the client's address.
+    pub forwarded_for: Option<String>,
+    /// The request is one of the filter's own posts.
+    pub batch_marker: bool,
+    /// Headers named in `annotate_headers`, with their values.
+    pub annotations: Vec<(String, String)>,
+}
+
+impl SeenHeaders {
+    /// Reads the request's header map once; an unreadable map reads as empty.
+    pub fn read(host: &impl Host, config: &FilterConfig) -> Self {
+        let mut seen = Self::default();
+        let Ok(pairs) = host.request_headers() else {
+            return seen;
+        };
+        let mut propagation_pairs: Vec<(&str, &str)> = Vec::new();
+        for (name, value) in &pairs {
+            let Ok(text) = std::str::from_utf8(value) else {
+                if is_propagation_header(name) {
+                    seen.non_utf8_propagation += 1;
+                }
+                continue;
+            };
+            match name.as_str() {
+                ":method" => seen.method = Some(text.to_owned()),
+                ":scheme" => seen.scheme = Some(text.to_owned()),
+                ":authority" => seen.authority = Some(text.to_owned()),
+                ":path" => seen.path = Some(text.to_owned()),
+                "user-agent" => seen.user_agent = Some(text.to_owned()),
+                "x-forwarded-for" => seen.forwarded_for = Some(text.to_owned()),
+                BATCH_MARKER_HEADER => seen.batch_marker = true,
+                other if is_propagation_header(other) => propagation_pairs.push((other, text)),
+                _ => {}
+            }
+            if config.annotate_headers.iter().any(|h| h == name) {
+                seen.annotations.push((name.clone(), text.to_owned()));
+            }
+        }
+        seen.propagation = PropagationHeaders::from_pairs(propagation_pairs);
+        seen
+    }
+
+    /// `http.request` from what the headers say (the peer address, known only
+    /// from a property, is filled in at log time when `x-forwarded-for` is absent).
+    pub fn take_request(&mut self) -> HttpRequest {
+        let url = match (&self.authority, &self.path) {
+            (Some(authority), Some(path)) => Some(format!(
+                "{}://{authority}{path}",
+                self.scheme.as_deref().unwrap_or("http")
+            )),
+            _ => None,
+        };
+        let client_ip = self
+            .forwarded_for
+            .as_deref()
+            .and_then(|xff| xff.split(',').next())
+            .map(|ip| ip.trim().to_owned())
+            .filter(|ip| !ip.is_empty());
+        HttpRequest {
+            method: self.method.take(),
+            url,
+            user_agent: self.user_agent.take(),
+            x_forwarded_for: client_ip.is_some(),
+            client_ip,
+        }
+    }
+}
+
+fn is_propagation_header(name: &str) -> bool {
+    matches!(
+        name,
+        propagation::X_AMZN_TRACE_ID
+            | propagation::TRACEPARENT
+            | propagation::B3
+            | propagation::X_B3_TRACEID
+            | propagation::X_B3_SPANID
+            | propagation::X_B3_SAMPLED
+            | propagation::X_B3_FLAGS
+    )
+}
