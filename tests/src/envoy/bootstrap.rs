@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 
 use crate::error::{HarnessError, Result};
 
-/// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`; the filter's
-/// default `relay_cluster`.
-pub const RELAY_CLUSTER: &str = "outbound|8080||meshray-relay.meshray.svc.cluster.local";
+/// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`: the filter's
+/// default `relay_cluster`, so the tests' plugin configs need not name it.
+pub const RELAY_CLUSTER: &str = meshray_filter::config::DEFAULT_RELAY_CLUSTER;
 /// The Zipkin collector's cluster (Istio's `zipkin.istio-system:9411`).
 pub const ZIPKIN_CLUSTER: &str = "outbound|9411||zipkin.istio-system.svc.cluster.local";
 /// The inbound cluster of the app port, as Istio ≥ 1.9 names it.
