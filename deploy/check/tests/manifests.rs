@@ -539,3 +539,54 @@ fn make_install_renders_valid_manifests_with_the_given_settings() {
         );
     }
 }
+
+/// Every `istio/…` or `deploy/…` path the install docs name exists (the docs are followed by hand).
+/// Paths count from the repository root or from the doc's folder; kubectl command lines
+/// (`deploy/<name>` is a resource there) and the upstream repository `istio/istio` are not paths.
+#[test]
+fn paths_named_in_the_install_docs_exist() {
+    let root = repo_root();
+    let mut missing = Vec::new();
+    let mut named = 0;
+    for doc in [
+        "README.md",
+        "istio/README.md",
+        "deploy/README.md",
+        "deploy/schemas/README.md",
+    ] {
+        let text = fs::read_to_string(root.join(doc)).unwrap();
+        let doc_dir = root.join(doc).parent().unwrap().to_path_buf();
+        for line in text.lines().filter(|line| !line.contains("kubectl")) {
+            for start in line
+                .match_indices(['`', ' ', '('])
+                .map(|(i, _)| i + 1)
+                .chain([0])
+            {
+                let rest = &line[start..];
+                if !(rest.starts_with("istio/") || rest.starts_with("deploy/"))
+                    || rest.starts_with("istio/istio")
+                {
+                    continue;
+                }
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+                    .unwrap_or(rest.len());
+                let path = rest[..end].trim_end_matches(['.', '/']);
+                // Templates (`istio/wasmplugin/<recipe>`) and globs (`*.oci.tar`) are not paths.
+                if rest[end..].starts_with(['<', '*', '{']) {
+                    continue;
+                }
+                named += 1;
+                if !root.join(path).exists() && !doc_dir.join(path).exists() {
+                    missing.push(format!("{doc}: {path}"));
+                }
+            }
+        }
+    }
+    assert!(named > 30, "only {named} paths found");
+    assert!(
+        missing.is_empty(),
+        "named in the docs but missing:\n{}",
+        missing.join("\n")
+    );
+}

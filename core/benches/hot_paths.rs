@@ -1,0 +1,128 @@
+//! Micro-benchmarks of the per-request and per-document hot paths (`make bench-micro`):
+//! propagation header parsing, cluster classification, building and serialising a
+//! document (what the filter does per request), and validating a received document
+//! (what the relay does per document).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use meshray_core::cluster::classify;
+use meshray_core::ids::SpanId;
+use meshray_core::propagation::{PropagationHeaders, extract};
+use meshray_core::segment::{Document, HttpRequest, HttpResponse};
+use meshray_core::validate::validate_document;
+
+/// Headers of an inbound request from a caller whose sidecar wrote B3 and W3C context.
+fn inbound_headers() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (":authority", "reviews:9080"),
+        (":path", "/reviews/0"),
+        (":method", "GET"),
+        ("user-agent", "python-requests/2.31.0"),
+        ("x-request-id", "2c2f2bf6-55a5-9ad8-b8a0-3c1b2b6a6a11"),
+        (
+            "traceparent",
+            "00-6b0e8dd984b70bd7662896c6e022cc5c-00f067aa0ba902b7-01",
+        ),
+        ("x-b3-traceid", "6b0e8dd984b70bd7662896c6e022cc5c"),
+        ("x-b3-spanid", "00f067aa0ba902b7"),
+        ("x-b3-sampled", "1"),
+        (
+            "x-amzn-trace-id",
+            "Root=1-6b0e8dd9-84b70bd7662896c6e022cc5c;Parent=00f067aa0ba902b7;Sampled=1",
+        ),
+    ]
+}
+
+fn propagation(c: &mut Criterion) {
+    let headers = inbound_headers();
+    c.bench_function("propagation: pick + extract (4 formats present)", |b| {
+        b.iter(|| {
+            extract(&PropagationHeaders::from_pairs(
+                black_box(&headers).iter().copied(),
+            ))
+        })
+    });
+    let none = vec![
+        (":authority", "reviews:9080"),
+        (":path", "/"),
+        ("user-agent", "curl/8"),
+    ];
+    c.bench_function("propagation: pick + extract (no context)", |b| {
+        b.iter(|| {
+            extract(&PropagationHeaders::from_pairs(
+                black_box(&none).iter().copied(),
+            ))
+        })
+    });
+}
+
+fn classification(c: &mut Criterion) {
+    let names = [
+        "outbound|9080|v1|reviews.default.svc.cluster.local",
+        "inbound|9080||",
+        "outbound|443||api.example.com",
+        "PassthroughCluster",
+    ];
+    c.bench_function("cluster: classify 4 names", |b| {
+        b.iter(|| {
+            for name in names {
+                black_box(classify(
+                    Some(black_box(name)),
+                    || Some(2),
+                    Some("reviews:9080"),
+                ));
+            }
+        })
+    });
+}
+
+/// An inbound segment as the filter builds it.
+fn segment() -> Document {
+    Document::segment(
+        "reviews",
+        SpanId::from_random(0x00f0_67aa_0ba9_02b7),
+        "1-6b0e8dd9-84b70bd7662896c6e022cc5c".to_owned(),
+        1_796_115_929.850_102,
+    )
+    .with_parent(Some(SpanId::from_random(0x1234_5678_9abc_def0)))
+    .with_end_time(1_796_115_929.929_612)
+    .with_http_request(HttpRequest {
+        method: Some("GET".to_owned()),
+        url: Some("http://reviews:9080/reviews/0".to_owned()),
+        user_agent: Some("python-requests/2.31.0".to_owned()),
+        client_ip: Some("10.0.0.12".to_owned()),
+        x_forwarded_for: false,
+    })
+    .with_http_response(HttpResponse {
+        status: Some(200),
+        content_length: Some(95),
+    })
+    .with_eks(Some("reviews-v1-6b9f8".to_owned()), None)
+    .with_annotation("istio_canonical_service", "reviews")
+    .with_annotation("istio_canonical_revision", "v1")
+    .with_annotation("istio_namespace", "default")
+    .with_metadata("k8s", "namespace", "default")
+    .with_metadata("k8s", "workload", "reviews-v1")
+    .with_metadata("k8s", "service_account", "bookinfo-reviews")
+}
+
+fn documents(c: &mut Criterion) {
+    c.bench_function("segment: build + serialise within the limit", |b| {
+        b.iter(|| black_box(segment()).to_json_within_limit())
+    });
+    let bytes = segment().to_json_within_limit().unwrap_or_default();
+    c.bench_function(
+        "validate: parse + validate + serialise one received document",
+        |b| {
+            b.iter(|| {
+                let value: serde_json::Value =
+                    serde_json::from_slice(black_box(&bytes)).unwrap_or_default();
+                validate_document(value).map(|valid| valid.into_json_string())
+            })
+        },
+    );
+}
+
+criterion_group!(hot_paths, propagation, classification, documents);
+criterion_main!(hot_paths);
