@@ -590,3 +590,31 @@ fn paths_named_in_the_install_docs_exist() {
         missing.join("\n")
     );
 }
+
+/// The image tags in the manifests are the workspace version, as `make wasm-image`,
+/// `make relay-image` and `make install` tag them.
+#[test]
+fn image_tags_follow_the_workspace_version() {
+    let cargo = fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap();
+    let relay = rendered("deploy/base");
+    let image = &find(&relay, "Deployment", "meshray-relay")["spec"]["template"]["spec"]["containers"]
+        [0]["image"];
+    assert_eq!(
+        image.as_str(),
+        Some(format!("meshray-relay:{version}").as_str())
+    );
+    let filter = rendered("istio/wasmplugin/base");
+    let url = find(&filter, "WasmPlugin", "meshray")["spec"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.ends_with(&format!("/meshray-filter:{version}")),
+        "{url} is not tagged {version}"
+    );
+}
