@@ -128,7 +128,11 @@ fn istio_outbound<'a>(
         .map(|s| s.trim_end_matches('_'))
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
-    let host = parts.next().filter(|h| !h.is_empty());
+    // A wildcard ServiceEntry host (`*.example.com`) names no one host: the
+    // request's `:authority` says which was called.
+    let host = parts
+        .next()
+        .filter(|h| !h.is_empty() && !h.starts_with('*'));
     let mut remote = match host {
         Some(host) => remote_from_host(host),
         None => remote_from_authority(authority),
@@ -150,14 +154,22 @@ fn outbound_to_authority(kind: ClusterKind, authority: Option<&str>) -> Classifi
     }
 }
 
-/// A remote service from a host: `reviews.default.svc.cluster.local` → `reviews` in
-/// `default`; any other host is its own name.
+/// A remote service from a host. Only an in-cluster name
+/// `{service}.{namespace}.svc.{domain}` (`reviews.default.svc.cluster.local`) is
+/// split into `reviews` in `default`; any other host (`api.example.com`,
+/// `api.svc.example.com`) is its own name.
 pub fn remote_from_host(host: &str) -> RemoteService {
-    let (name, namespace) = match host.split_once(".svc.") {
-        Some((service_and_namespace, _)) => match service_and_namespace.split_once('.') {
-            Some((service, namespace)) => (service.to_owned(), Some(namespace.to_owned())),
-            None => (service_and_namespace.to_owned(), None),
-        },
+    let mut labels = host.split('.');
+    let in_cluster = match (labels.next(), labels.next(), labels.next(), labels.next()) {
+        (Some(service), Some(namespace), Some("svc"), Some(domain))
+            if !service.is_empty() && !namespace.is_empty() && !domain.is_empty() =>
+        {
+            Some((service, namespace))
+        }
+        _ => None,
+    };
+    let (name, namespace) = match in_cluster {
+        Some((service, namespace)) => (service.to_owned(), Some(namespace.to_owned())),
         None => (host.to_owned(), None),
     };
     RemoteService {
@@ -375,6 +387,53 @@ mod tests {
                 )
             });
             assert_eq!(remote, case.remote, "{}", case.cluster);
+        }
+    }
+
+    /// Only `{svc}.{ns}.svc.{domain}` is an in-cluster name; a ServiceEntry host
+    /// that merely contains `.svc.` stays whole, and a wildcard host uses `:authority`.
+    #[test]
+    fn service_entry_hosts_are_split_only_when_in_cluster() {
+        let cases = [
+            (
+                "outbound|443||api.svc.example.com",
+                "",
+                "api.svc.example.com",
+                None,
+            ),
+            ("outbound|80||svc.example.com", "", "svc.example.com", None),
+            (
+                "outbound|80||reviews.default.svc",
+                "",
+                "reviews.default.svc",
+                None,
+            ),
+            (
+                "outbound|80||a.b.c.svc.cluster.local",
+                "",
+                "a.b.c.svc.cluster.local",
+                None,
+            ),
+            (
+                "outbound|9080||ratings.prod.svc.corp.internal",
+                "",
+                "ratings",
+                Some("prod"),
+            ),
+            (
+                "outbound|443||*.example.com",
+                "shop.example.com",
+                "shop.example.com",
+                None,
+            ),
+            ("outbound|443||*.example.com", "", "unknown", None),
+        ];
+        for (cluster, authority, name, namespace) in cases {
+            let remote = classify(Some(cluster), || None, Some(authority))
+                .remote
+                .unwrap();
+            assert_eq!(remote.name, name, "{cluster}");
+            assert_eq!(remote.namespace.as_deref(), namespace, "{cluster}");
         }
     }
 

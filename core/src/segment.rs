@@ -85,6 +85,9 @@ pub struct Document {
     /// A 5xx answer or a proxy-level failure (Envoy response flags, BlackHoleCluster).
     #[serde(default, skip_serializing_if = "is_false")]
     pub fault: bool,
+    /// What went wrong, as the console shows it (Envoy response flags, gRPC status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// `aws.eks`: pod and cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<Aws>,
@@ -141,6 +144,34 @@ pub struct HttpResponse {
     pub content_length: Option<u64>,
 }
 
+/// `cause` block: the exceptions a failed request shows in the console.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    /// At most [`MAX_EXCEPTIONS`].
+    pub exceptions: Vec<Exception>,
+}
+
+/// One exception of a [`Cause`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exception {
+    /// 16 hex digits, unique in the document.
+    pub id: String,
+    /// What a person reads: `upstream connection failure (UF)`; at most
+    /// [`MAX_EXCEPTION_MESSAGE_CHARS`] characters.
+    pub message: String,
+    /// A short class: `EnvoyResponseFlag`, `GrpcStatus`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the failure came from the remote service (not this proxy).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote: bool,
+}
+
+/// Most exceptions in one document's `cause`.
+pub const MAX_EXCEPTIONS: usize = 4;
+/// Longest exception message, in characters.
+pub const MAX_EXCEPTION_MESSAGE_CHARS: usize = 300;
+
 /// `aws` block.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Aws {
@@ -183,6 +214,7 @@ impl Document {
             error: false,
             throttle: false,
             fault: false,
+            cause: None,
             aws: None,
             annotations: BTreeMap::new(),
             metadata: BTreeMap::new(),
@@ -281,6 +313,61 @@ impl Document {
             );
         }
         self
+    }
+
+    /// Adds an integer annotation (e.g. `grpc_status`), within [`MAX_ANNOTATIONS`].
+    pub fn with_int_annotation(mut self, key: &str, value: i64) -> Self {
+        if self.annotations.len() < MAX_ANNOTATIONS {
+            self.annotations
+                .insert(sanitize_annotation_key(key), AnnotationValue::Int(value));
+        }
+        self
+    }
+
+    /// Adds an exception to `cause`: its message is cut to
+    /// [`MAX_EXCEPTION_MESSAGE_CHARS`], exceptions past [`MAX_EXCEPTIONS`] are left
+    /// out. Its id is derived from the document's id and its position.
+    pub fn with_exception(mut self, kind: &str, message: &str, remote: bool) -> Self {
+        let cause = self.cause.get_or_insert_with(Cause::default);
+        if cause.exceptions.len() < MAX_EXCEPTIONS {
+            let own = u64::from_str_radix(&self.id, 16).unwrap_or(1);
+            let nth = cause.exceptions.len() as u64 + 1;
+            let id = (own ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(nth))).max(1);
+            cause.exceptions.push(Exception {
+                id: format!("{id:016x}"),
+                message: truncate_chars(message, MAX_EXCEPTION_MESSAGE_CHARS).to_owned(),
+                kind: kind.to_owned(),
+                remote,
+            });
+        }
+        self
+    }
+
+    /// Records a gRPC status: annotation `grpc_status`, and `error` / `throttle` /
+    /// `fault` as the X-Ray SDKs map it ([`crate::grpc::GrpcStatus::outcome`]).
+    /// `message` (`grpc-message`) becomes the cause of a failure.
+    pub fn with_grpc_status(
+        mut self,
+        status: crate::grpc::GrpcStatus,
+        message: Option<&str>,
+    ) -> Self {
+        use crate::grpc::Outcome;
+        self = self.with_int_annotation("grpc_status", i64::from(status.code()));
+        let outcome = status.outcome();
+        match outcome {
+            Outcome::Ok => return self,
+            Outcome::Throttle => {
+                self.throttle = true;
+                self.error = true;
+            }
+            Outcome::Fault => self.fault = true,
+            Outcome::Error => self.error = true,
+        }
+        let text = match message.filter(|m| !m.is_empty()) {
+            Some(message) => format!("gRPC {} ({}): {message}", status.name(), status.code()),
+            None => format!("gRPC {} ({})", status.name(), status.code()),
+        };
+        self.with_exception("GrpcStatus", &text, true)
     }
 
     /// Adds `metadata.{namespace}.{key} = value`.
@@ -432,6 +519,70 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    /// gRPC codes map as in the X-Ray SDKs; the HTTP status stays as it was.
+    #[test]
+    fn grpc_status_sets_flags_and_cause() {
+        use crate::grpc::GrpcStatus;
+        for (code, error, throttle, fault) in [
+            (0, false, false, false),
+            (8, true, true, false),
+            (2, false, false, true),
+            (4, false, false, true),
+            (12, false, false, true),
+            (13, false, false, true),
+            (14, false, false, true),
+            (15, false, false, true),
+            (5, true, false, false),
+            (16, true, false, false),
+            (99, true, false, false),
+        ] {
+            let doc = Document::segment("s", span(1), "t".into(), 0.0)
+                .with_http_response(HttpResponse {
+                    status: Some(200),
+                    content_length: None,
+                })
+                .with_grpc_status(GrpcStatus::new(code), Some("backend down"));
+            assert_eq!(
+                (doc.error, doc.throttle, doc.fault),
+                (error, throttle, fault),
+                "{code}"
+            );
+            assert_eq!(
+                doc.annotations["grpc_status"],
+                AnnotationValue::Int(i64::from(code))
+            );
+            assert_eq!(doc.cause.is_some(), code != 0, "{code}");
+        }
+        let doc = Document::segment("s", span(1), "t".into(), 0.0)
+            .with_grpc_status(GrpcStatus::new(14), Some("connection refused"));
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(
+            json["cause"]["exceptions"][0]["message"],
+            "gRPC UNAVAILABLE (14): connection refused"
+        );
+        assert_eq!(json["cause"]["exceptions"][0]["type"], "GrpcStatus");
+        assert_eq!(
+            json["cause"]["exceptions"][0]["id"].as_str().unwrap().len(),
+            16
+        );
+    }
+
+    /// A cause stays bounded: messages cut, at most [`MAX_EXCEPTIONS`], distinct ids.
+    #[test]
+    fn causes_are_bounded() {
+        let mut doc = Document::segment("s", span(7), "t".into(), 0.0);
+        for _ in 0..10 {
+            doc = doc.with_exception("EnvoyResponseFlag", &"x".repeat(5000), false);
+        }
+        let exceptions = &doc.cause.as_ref().unwrap().exceptions;
+        assert_eq!(exceptions.len(), MAX_EXCEPTIONS);
+        assert_eq!(exceptions[0].message.len(), MAX_EXCEPTION_MESSAGE_CHARS);
+        let mut ids: Vec<&str> = exceptions.iter().map(|e| e.id.as_str()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), MAX_EXCEPTIONS);
+        assert!(ids.iter().all(|id| *id != doc.id));
     }
 
     #[test]

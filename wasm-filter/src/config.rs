@@ -15,6 +15,7 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use meshray_core::propagation::Formats;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -82,6 +83,15 @@ pub struct FilterConfig {
     pub annotate_headers: Vec<String>,
     /// EKS cluster name for `aws.eks.cluster_name`.
     pub cluster_name: Option<String>,
+    /// Propagation formats written on every traced request, added when they did
+    /// not arrive (`xray`, `tracecontext`, `b3`, `b3multi`; default all four).
+    /// Formats that arrived are always updated.
+    #[serde(with = "propagators")]
+    pub propagate: Formats,
+    /// How segments, and the remote subsegments that call them, are named:
+    /// `{service}` (default) or e.g. `{service}.{namespace}`, so that `reviews`
+    /// in two namespaces are two nodes of the service map.
+    pub service_name_format: NameFormat,
 }
 
 impl Default for FilterConfig {
@@ -99,6 +109,8 @@ impl Default for FilterConfig {
             service_name: None,
             annotate_headers: Vec::new(),
             cluster_name: None,
+            propagate: Formats::ALL,
+            service_name_format: NameFormat::default(),
         }
     }
 }
@@ -285,6 +297,86 @@ impl FilterConfig {
     }
 }
 
+/// A segment-name template: `{service}` and `{namespace}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameFormat(String);
+
+/// The placeholders a [`NameFormat`] may use.
+const NAME_PLACEHOLDERS: [&str; 2] = ["{service}", "{namespace}"];
+
+impl Default for NameFormat {
+    fn default() -> Self {
+        Self("{service}".to_owned())
+    }
+}
+
+impl NameFormat {
+    /// Parses a template: it must name `{service}` and no other placeholder.
+    ///
+    /// # Errors
+    /// What is wrong with it, for the config error.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        if !template.contains("{service}") {
+            return Err(format!("{template:?} must contain {{service}}"));
+        }
+        let mut rest = template.to_owned();
+        for placeholder in NAME_PLACEHOLDERS {
+            rest = rest.replace(placeholder, "");
+        }
+        if rest.contains('{') || rest.contains('}') {
+            return Err(format!(
+                "{template:?} uses an unknown placeholder; known are {}",
+                NAME_PLACEHOLDERS.join(", ")
+            ));
+        }
+        Ok(Self(template.to_owned()))
+    }
+
+    /// The name of `service` in `namespace`; just `service` when the namespace
+    /// is unknown (a host outside the mesh, a workload without Istio metadata).
+    pub fn render(&self, service: &str, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(namespace) if self.0 != "{service}" => self
+                .0
+                .replace("{service}", service)
+                .replace("{namespace}", namespace),
+            _ => service.to_owned(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NameFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let template = String::deserialize(deserializer)?;
+        Self::parse(&template).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `propagate`: a list of OpenTelemetry propagator names as a [`Formats`] set.
+mod propagators {
+    use meshray_core::propagation::{Format, Formats};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Formats, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        let mut formats = Formats::NONE;
+        for name in &names {
+            match Format::from_propagator_name(name) {
+                Some(format) => formats = formats.with(format),
+                None => {
+                    let known: Vec<&str> =
+                        Format::ALL.iter().map(|f| f.propagator_name()).collect();
+                    return Err(serde::de::Error::custom(format!(
+                        "unknown format {name:?}; known are {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(formats)
+    }
+}
+
 /// Milliseconds as a [`Duration`] (`relay_timeout_ms`, `flush_interval_ms`).
 mod millis {
     use std::time::Duration;
@@ -467,6 +559,52 @@ mod tests {
         );
         assert!(line.contains("`max_in_flight`:"), "{line}");
         assert_eq!(err.0.len(), 2, "{line}");
+    }
+
+    /// `propagate` takes OpenTelemetry's propagator names; `service_name_format`
+    /// only the known placeholders.
+    #[test]
+    fn propagate_and_service_name_format() {
+        let config = FilterConfig::parse(
+            br#"{"propagate":["tracecontext","xray"],"service_name_format":"{service}.{namespace}"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.propagate,
+            Formats {
+                xray: true,
+                w3c: true,
+                ..Formats::NONE
+            }
+        );
+        assert_eq!(
+            config.service_name_format.render("reviews", Some("prod")),
+            "reviews.prod"
+        );
+        assert_eq!(
+            config.service_name_format.render("api.example.com", None),
+            "api.example.com"
+        );
+        assert_eq!(
+            NameFormat::default().render("reviews", Some("prod")),
+            "reviews"
+        );
+        let err = FilterConfig::parse(br#"{"propagate":["w3c"],"service_name_format":"{svc}"}"#)
+            .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.contains(
+                "`propagate`: unknown format \"w3c\"; known are xray, tracecontext, b3, b3multi"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("`service_name_format`: \"{svc}\" must contain {service}"),
+            "{line}"
+        );
+        let err =
+            FilterConfig::parse(br#"{"service_name_format":"{service}-{cluster}"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown placeholder"), "{err}");
     }
 
     /// `null` is the default, like an absent field.

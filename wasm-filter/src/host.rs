@@ -46,6 +46,19 @@ pub trait Host {
     /// Writes a key of the shared data unconditionally.
     fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), HostError>;
 
+    /// Reads a key of the shared data with its version (CAS token).
+    fn shared_data_versioned(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError>;
+
+    /// Writes a key only if it is still at `version` (0: whatever it holds);
+    /// `false` when another worker wrote it first.
+    fn set_shared_data_if(&self, key: &str, value: &[u8], version: u32) -> Result<bool, HostError>;
+
+    /// A response header; readable in the log phase.
+    fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// A response trailer; readable in the log phase.
+    fn response_trailer(&self, name: &str) -> Result<Option<Vec<u8>>, HostError>;
+
     /// Starts an HTTP call to `cluster`; the answer arrives in the root context.
     fn dispatch_http_call(
         &self,
@@ -144,6 +157,12 @@ mod fake {
         pub header_writes: RefCell<Vec<(String, String)>>,
         /// Shared data, shared between clones (like worker VMs share it).
         pub shared: Rc<RefCell<HashMap<String, Vec<u8>>>>,
+        /// Shared data versions (CAS tokens), as Envoy keeps them.
+        pub shared_versions: Rc<RefCell<HashMap<String, u32>>>,
+        /// Response headers (log phase).
+        pub response_headers: Vec<(String, Vec<u8>)>,
+        /// Response trailers (log phase).
+        pub response_trailers: Vec<(String, Vec<u8>)>,
         /// Property reads in order, to check what the logic reads.
         pub property_reads: RefCell<Vec<String>>,
         /// Dispatched calls.
@@ -195,6 +214,20 @@ mod fake {
             self
         }
 
+        /// Adds a response header.
+        pub fn with_response_header(mut self, name: &str, value: &str) -> Self {
+            self.response_headers
+                .push((name.to_owned(), value.as_bytes().to_vec()));
+            self
+        }
+
+        /// Adds a response trailer.
+        pub fn with_response_trailer(mut self, name: &str, value: &str) -> Self {
+            self.response_trailers
+                .push((name.to_owned(), value.as_bytes().to_vec()));
+            self
+        }
+
         /// Adds a request header with raw bytes.
         pub fn with_header_bytes(self, name: &str, value: &[u8]) -> Self {
             self.headers
@@ -242,6 +275,13 @@ mod fake {
         }
     }
 
+    fn find(pairs: &[(String, Vec<u8>)], name: &str) -> Option<Vec<u8>> {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     impl Host for FakeHost {
         fn now_nanos(&self) -> Result<u64, HostError> {
             Ok(self.now_nanos)
@@ -275,10 +315,38 @@ mod fake {
         }
 
         fn set_shared_data(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+            self.set_shared_data_if(key, value, 0).map(|_| ())
+        }
+
+        fn shared_data_versioned(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+            let version = self.shared_versions.borrow().get(key).copied().unwrap_or(0);
+            Ok((self.shared.borrow().get(key).cloned(), version))
+        }
+
+        fn set_shared_data_if(
+            &self,
+            key: &str,
+            value: &[u8],
+            version: u32,
+        ) -> Result<bool, HostError> {
+            let mut versions = self.shared_versions.borrow_mut();
+            let current = versions.entry(key.to_owned()).or_insert(0);
+            if version != 0 && version != *current {
+                return Ok(false);
+            }
+            *current += 1;
             self.shared
                 .borrow_mut()
                 .insert(key.to_owned(), value.to_vec());
-            Ok(())
+            Ok(true)
+        }
+
+        fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            Ok(find(&self.response_headers, name))
+        }
+
+        fn response_trailer(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            Ok(find(&self.response_trailers, name))
         }
 
         fn dispatch_http_call(
@@ -307,11 +375,7 @@ mod fake {
         }
 
         fn http_call_response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
-            Ok(self
-                .call_response_headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone()))
+            Ok(find(&self.call_response_headers, name))
         }
 
         fn http_call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {

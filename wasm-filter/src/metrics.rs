@@ -36,6 +36,8 @@ pub const EMITTED_TOTAL: &str = "meshray_segments_emitted_total";
 pub const SENT_TOTAL: &str = "meshray_segments_sent_total";
 /// Documents lost, all reasons.
 pub const DROPPED_TOTAL: &str = "meshray_segments_dropped_total";
+/// Documents put back in the buffer to be sent again after a failed post.
+pub const RETRIED_TOTAL: &str = "meshray_segments_retried_total";
 /// Propagation headers ignored as malformed.
 pub const HEADERS_MALFORMED_TOTAL: &str = "meshray_headers_malformed_total";
 /// Gauge: documents waiting in the buffers of all workers.
@@ -79,6 +81,8 @@ pub struct Metrics {
     dropped: Option<u32>,
     /// `meshray_segments_dropped_<reason>_total`, in [`DropReason::ALL`] order.
     dropped_by_reason: [Option<u32>; DropReason::ALL.len()],
+    /// `meshray_segments_retried_total`: documents queued again after a failed post.
+    retried: Option<u32>,
     /// `meshray_headers_malformed_total`: propagation headers ignored as malformed.
     malformed_headers: Option<u32>,
     /// `meshray_buffered_documents` (gauge): documents waiting in the buffers of all workers.
@@ -98,6 +102,7 @@ impl Metrics {
             sent: define(SENT_TOTAL),
             dropped: define(DROPPED_TOTAL),
             dropped_by_reason,
+            retried: define(RETRIED_TOTAL),
             malformed_headers: define(HEADERS_MALFORMED_TOTAL),
             buffered: host.define_gauge(BUFFERED_DOCUMENTS).ok(),
         }
@@ -125,6 +130,11 @@ impl Metrics {
             self.dropped_by_reason.get(index).copied().flatten(),
             n,
         );
+    }
+
+    /// Counts documents queued again after a failed post.
+    pub fn retried(&self, host: &impl Host, n: usize) {
+        add(host, self.retried, n);
     }
 
     /// Records documents entering (`delta > 0`) or leaving the buffer.

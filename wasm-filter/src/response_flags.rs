@@ -9,6 +9,40 @@ const CODES: [&str; 30] = [
     "UDO",
 ];
 
+/// What each code means, in [`CODES`] order (Envoy's access-log documentation).
+const DESCRIPTIONS: [&str; 30] = [
+    "local service failed health check",
+    "no healthy upstream hosts",
+    "upstream request timeout",
+    "connection local reset",
+    "upstream remote reset",
+    "upstream connection failure",
+    "upstream connection termination",
+    "upstream overflow (circuit breaking)",
+    "no route configured",
+    "request delayed by fault injection",
+    "request aborted by fault injection",
+    "rate limited locally",
+    "unauthorized by external authorization",
+    "rate limit service error",
+    "downstream connection termination",
+    "upstream retry limit exceeded",
+    "stream idle timeout",
+    "invalid request headers",
+    "downstream protocol error",
+    "upstream max stream duration reached",
+    "response served from cache",
+    "no filter config found",
+    "request or connection duration timeout",
+    "upstream protocol error",
+    "no cluster found",
+    "terminated by the overload manager",
+    "DNS resolution failure",
+    "dropped by overload",
+    "downstream remote reset",
+    "upstream drop overload",
+];
+
 /// Codes that mean the proxy or the upstream failed: X-Ray `fault`.
 const FAULT_CODES: [&str; 17] = [
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "URX", "SI", "UMSDR", "DT", "UPE", "NC",
@@ -35,6 +69,21 @@ impl ResponseFlags {
     /// The codes joined by commas, as Envoy's access log prints them; `None` when no flag is set.
     pub fn to_label(self) -> Option<String> {
         (self.0 != 0).then(|| self.codes().collect::<Vec<_>>().join(","))
+    }
+
+    /// Each code set with what it means for a person: `("UF", "upstream connection failure")`.
+    pub fn described(self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        CODES
+            .iter()
+            .zip(DESCRIPTIONS)
+            .enumerate()
+            .filter(move |(bit, _)| self.0 & (1u64 << bit) != 0)
+            .map(|(_, (code, description))| (*code, description))
+    }
+
+    /// Whether `code` describes a failure of the upstream (remote) side.
+    pub fn is_upstream_code(code: &str) -> bool {
+        code.starts_with('U') && code != "UAEX"
     }
 
     /// Whether any flag means a failure of the proxy or upstream.
@@ -70,5 +119,15 @@ mod tests {
             assert_eq!(flags.is_throttle(), throttle, "{label}");
         }
         assert_eq!(ResponseFlags(0).to_label(), None);
+        let described: Vec<_> = ResponseFlags(0x20 | 0x800).described().collect();
+        assert_eq!(
+            described,
+            [
+                ("UF", "upstream connection failure"),
+                ("RL", "rate limited locally")
+            ]
+        );
+        assert!(ResponseFlags::is_upstream_code("UF"));
+        assert!(!ResponseFlags::is_upstream_code("NR"));
     }
 }

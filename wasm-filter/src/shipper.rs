@@ -2,11 +2,21 @@
 //!
 //! Documents wait in a bounded queue; the root context's tick sends them in
 //! batches with `dispatch_http_call`, which never blocks a request. When the
-//! relay is slow or down the queue fills and new documents are dropped and
-//! counted: the filter never holds more than [`FilterConfig::max_buffered`]
+//! relay is slow or down the queue fills and its oldest documents are dropped
+//! and counted: the filter never holds more than [`FilterConfig::max_buffered`]
 //! documents (and [`MAX_BUFFERED_BYTES`]) plus the posts in flight.
+//!
+//! # Retries
+//! A post the relay refuses for load (429, or 503 with `Retry-After`) or that
+//! cannot reach it (no answer, Envoy's own 502/503/504) goes back to the front of
+//! the queue and is sent again after a backoff: `Retry-After` when the relay
+//! gave one (at most [`MAX_RETRY_AFTER`]), else [`RETRY_BASE`] doubling up to
+//! [`RETRY_MAX`]. The bounds hold throughout: when the returning documents do
+//! not fit, the oldest are dropped and counted under the failure's reason.
+//! Any other answer (a 4xx, a 500) is final: the batch is dropped and counted.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -19,6 +29,14 @@ use crate::tracer::BATCH_MARKER_HEADER;
 pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 /// Most bytes in one post to the relay (at least one document is always sent).
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// First wait after a failed post without `Retry-After`.
+pub const RETRY_BASE: Duration = Duration::from_millis(200);
+/// Longest wait between retries without `Retry-After`.
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// What a `Retry-After` the filter cannot parse (an HTTP date) counts as.
+const UNPARSED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The relay's answer to a post (`POST /v1/segments`).
 #[derive(Debug, Deserialize)]
@@ -33,28 +51,57 @@ struct RelayAnswer {
 pub struct RelayReply<'a> {
     /// HTTP status; `None` when the call failed without a response (reset, timeout).
     pub status: Option<u16>,
-    /// Whether the answer carried `Retry-After`: the relay sets it when it sheds
-    /// load, Envoy's own 503 (relay unreachable) does not.
-    pub retry_after: bool,
+    /// `Retry-After`: the relay sets it when it sheds load, Envoy's own 503
+    /// (relay unreachable) does not.
+    pub retry_after: Option<Duration>,
     /// The body.
     pub body: Option<&'a [u8]>,
 }
 
 impl<'a> RelayReply<'a> {
     /// Decodes the answer to a post from the host, in the root context's
-    /// `on_http_call_response`: `:status`, whether `Retry-After` came, and `body`
+    /// `on_http_call_response`: `:status`, `Retry-After` (seconds), and `body`
     /// (read by the caller, which owns it). A missing or unreadable status
     /// means Envoy got no answer.
     pub fn read(host: &impl Host, body: Option<&'a [u8]>) -> Self {
         let header = |name: &str| host.http_call_response_header(name).ok().flatten();
         let status = header(":status")
             .and_then(|s| std::str::from_utf8(&s).ok()?.trim().parse::<u16>().ok());
+        let retry_after = header("retry-after").map(|value| {
+            std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(UNPARSED_RETRY_AFTER, Duration::from_secs)
+        });
         Self {
             status,
-            retry_after: header("retry-after").is_some(),
+            retry_after,
             body,
         }
     }
+
+    /// What became of the post.
+    fn outcome(&self) -> Outcome {
+        match self.status {
+            Some(200..=299) => Outcome::Delivered,
+            Some(429) => Outcome::Retry(DropReason::RelayBusy),
+            Some(503) if self.retry_after.is_some() => Outcome::Retry(DropReason::RelayBusy),
+            None | Some(502..=504) => Outcome::Retry(DropReason::RelayUnavailable),
+            Some(_) => Outcome::Failed,
+        }
+    }
+}
+
+/// What became of one post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The relay took it (possibly rejecting some documents).
+    Delivered,
+    /// Refused for load or not delivered: send it again; if it cannot be kept,
+    /// its documents are dropped for this reason.
+    Retry(DropReason),
+    /// Refused for good (4xx, 500): dropped.
+    Failed,
 }
 
 /// Buffer and in-flight posts of one worker VM.
@@ -64,10 +111,14 @@ pub struct Shipper {
     queue: VecDeque<Vec<u8>>,
     /// Bytes in `queue`.
     queued_bytes: usize,
-    /// Documents per post in flight, by call token.
-    in_flight: HashMap<u32, usize>,
+    /// The documents of each post in flight, by call token (kept to resend them).
+    in_flight: HashMap<u32, Vec<Vec<u8>>>,
     /// When the queue was last flushed, ns since the epoch.
     last_flush_nanos: u64,
+    /// No post before this time (ns since the epoch): the backoff after a failure.
+    retry_at_nanos: u64,
+    /// Failed posts in a row, for the backoff.
+    failures: u32,
     /// Whether the last post failed (for logging state changes only).
     relay_failing: bool,
     /// Counter changes not reported yet: per-document counts go to the host once
@@ -97,14 +148,25 @@ impl Shipper {
         self.in_flight.len()
     }
 
-    /// Adds a document; drops it (counted at the next tick) when the buffer is full.
+    /// Adds a document. A full buffer gives up its oldest documents to make room
+    /// (counted at the next tick): after an outage the backlog of retried posts
+    /// must not keep out what happens once the relay is back. A document larger
+    /// than the whole byte bound is dropped itself.
     pub fn push(&mut self, config: &FilterConfig, document: Vec<u8>) {
         self.unreported.emitted += 1;
-        if self.queue.len() >= config.max_buffered
-            || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
-        {
+        if document.len() > MAX_BUFFERED_BYTES {
             self.unreported.buffer_full += 1;
             return;
+        }
+        while self.queue.len() >= config.max_buffered
+            || self.queued_bytes + document.len() > MAX_BUFFERED_BYTES
+        {
+            let Some(oldest) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= oldest.len();
+            self.unreported.buffer_full += 1;
+            self.unreported.buffered -= 1;
         }
         self.queued_bytes += document.len();
         self.queue.push_back(document);
@@ -126,15 +188,25 @@ impl Shipper {
         let now = host.now_nanos().unwrap_or_default();
         let interval_passed =
             now.saturating_sub(self.last_flush_nanos) >= config.flush_interval.as_nanos() as u64;
-        if interval_passed {
+        if interval_passed && now >= self.retry_at_nanos {
             self.last_flush_nanos = now;
         }
-        self.send(host, config, metrics, interval_passed);
+        self.send(host, config, metrics, now, interval_passed);
     }
 
-    /// Posts full batches while fewer than `max_in_flight` posts are out; with
-    /// `partial`, what is left too.
-    fn send(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics, partial: bool) {
+    /// Posts full batches while fewer than `max_in_flight` posts are out and no
+    /// backoff is running; with `partial`, what is left too.
+    fn send(
+        &mut self,
+        host: &impl Host,
+        config: &FilterConfig,
+        metrics: &Metrics,
+        now: u64,
+        partial: bool,
+    ) {
+        if now < self.retry_at_nanos {
+            return;
+        }
         while self.in_flight.len() < config.max_in_flight
             && (self.queue.len() >= config.max_batch || (partial && !self.queue.is_empty()))
         {
@@ -146,10 +218,10 @@ impl Shipper {
     fn send_batch(&mut self, host: &impl Host, config: &FilterConfig, metrics: &Metrics) {
         let mut body = Vec::with_capacity(MAX_BATCH_BYTES.min(self.queued_bytes + 2));
         body.push(b'[');
-        let mut count = 0;
+        let mut documents = Vec::new();
         while let Some(next) = self.queue.front() {
-            if count == config.max_batch
-                || (count > 0 && body.len() + next.len() + 2 > MAX_BATCH_BYTES)
+            if documents.len() == config.max_batch
+                || (!documents.is_empty() && body.len() + next.len() + 2 > MAX_BATCH_BYTES)
             {
                 break;
             }
@@ -157,14 +229,14 @@ impl Shipper {
                 break;
             };
             self.queued_bytes -= document.len();
-            if count > 0 {
+            if !documents.is_empty() {
                 body.push(b',');
             }
             body.extend_from_slice(&document);
-            count += 1;
+            documents.push(document);
         }
         body.push(b']');
-        self.unreported.buffered -= i64::try_from(count).unwrap_or(i64::MAX);
+        self.unreported.buffered -= i64::try_from(documents.len()).unwrap_or(i64::MAX);
         let headers = [
             (":method", "POST"),
             (":path", config.relay_path.as_str()),
@@ -175,21 +247,24 @@ impl Shipper {
         match host.dispatch_http_call(&config.relay_cluster, &headers, &body, config.relay_timeout)
         {
             Ok(token) => {
-                self.in_flight.insert(token, count);
+                self.in_flight.insert(token, documents);
             }
             Err(e) => {
+                // The relay's cluster is missing from this sidecar (a Sidecar
+                // resource that leaves it out): retrying cannot help.
                 log::warn!(
                     "meshray: cannot post to relay cluster {:?}: {e}",
                     config.relay_cluster
                 );
-                metrics.dropped(host, DropReason::RelayUnavailable, count);
+                metrics.dropped(host, DropReason::RelayUnavailable, documents.len());
             }
         }
     }
 
     /// The relay answered a post, or Envoy answered for it (unreachable, timeout).
-    /// A finished post frees a slot: full batches waiting go out at once, so the
-    /// rate a worker can ship is not bounded by the timer.
+    /// A delivered post frees a slot: full batches waiting go out at once, so the
+    /// rate a worker can ship is not bounded by the timer. A post to retry goes
+    /// back to the front of the queue and the backoff starts.
     pub fn on_response(
         &mut self,
         host: &impl Host,
@@ -198,70 +273,113 @@ impl Shipper {
         token: u32,
         reply: RelayReply<'_>,
     ) {
-        let Some(count) = self.in_flight.remove(&token) else {
+        let Some(documents) = self.in_flight.remove(&token) else {
             return;
         };
-        let delivered = self.account(host, metrics, count, reply);
-        if delivered {
-            // After a failure the timer paces the retries instead.
-            self.send(host, config, metrics, false);
+        let now = host.now_nanos().unwrap_or_default();
+        match reply.outcome() {
+            Outcome::Delivered => {
+                self.account_delivered(host, metrics, documents.len(), reply);
+                self.failures = 0;
+                self.retry_at_nanos = 0;
+                self.send(host, config, metrics, now, false);
+            }
+            Outcome::Retry(reason) => {
+                self.log_failure(reason, reply);
+                self.requeue(host, config, metrics, documents, reason);
+                self.back_off(now, reply.retry_after);
+            }
+            Outcome::Failed => {
+                self.log_failure(DropReason::RelayUnavailable, reply);
+                metrics.dropped(host, DropReason::RelayUnavailable, documents.len());
+            }
         }
     }
 
-    /// Counts what became of a post of `count` documents; whether it was delivered.
-    /// The log says when the relay stops and starts answering, not every failed post.
-    fn account(
+    /// Puts a failed post's documents back at the front, in order, and drops
+    /// the oldest documents that no longer fit the bounds.
+    fn requeue(
+        &mut self,
+        host: &impl Host,
+        config: &FilterConfig,
+        metrics: &Metrics,
+        documents: Vec<Vec<u8>>,
+        reason: DropReason,
+    ) {
+        let returned = documents.len();
+        for document in documents.into_iter().rev() {
+            self.queued_bytes += document.len();
+            self.queue.push_front(document);
+        }
+        let mut dropped = 0;
+        while self.queue.len() > config.max_buffered || self.queued_bytes > MAX_BUFFERED_BYTES {
+            let Some(oldest) = self.queue.pop_front() else {
+                break;
+            };
+            self.queued_bytes -= oldest.len();
+            dropped += 1;
+        }
+        let kept = returned.saturating_sub(dropped);
+        self.unreported.buffered += i64::try_from(returned).unwrap_or(i64::MAX)
+            - i64::try_from(dropped).unwrap_or(i64::MAX);
+        metrics.retried(host, kept);
+        metrics.dropped(host, reason, dropped);
+    }
+
+    /// Starts the wait before the next post.
+    fn back_off(&mut self, now: u64, retry_after: Option<Duration>) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = match retry_after {
+            Some(wait) => wait.min(MAX_RETRY_AFTER),
+            None => RETRY_BASE
+                .saturating_mul(1 << self.failures.saturating_sub(1).min(8))
+                .min(RETRY_MAX),
+        };
+        let delay_nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.retry_at_nanos = self.retry_at_nanos.max(now.saturating_add(delay_nanos));
+    }
+
+    /// Counts a delivered post. The log says when the relay starts answering
+    /// again, not every post.
+    fn account_delivered(
         &mut self,
         host: &impl Host,
         metrics: &Metrics,
         count: usize,
         reply: RelayReply<'_>,
-    ) -> bool {
-        // The relay sheds load with 429, or 503 + Retry-After; any other failure
-        // (Envoy's own 503 for an unreachable relay, a reset, a timeout) means unavailable.
-        let busy = reply.status == Some(429) || (reply.status == Some(503) && reply.retry_after);
-        match reply.status {
-            Some(200..=299) => {
-                let answer = reply
-                    .body
-                    .and_then(|b| serde_json::from_slice::<RelayAnswer>(b).ok());
-                match answer {
-                    Some(answer) => {
-                        metrics.sent(host, answer.accepted);
-                        if let Some(first) = answer.rejected.first() {
-                            log::warn!(
-                                "meshray: relay rejected {} documents, first: {first}",
-                                answer.rejected.len()
-                            );
-                            metrics.dropped(host, DropReason::Rejected, answer.rejected.len());
-                        }
-                    }
-                    None => metrics.sent(host, count),
-                }
-            }
-            _ => {
-                let reason = if busy {
-                    DropReason::RelayBusy
-                } else {
-                    DropReason::RelayUnavailable
-                };
-                if !self.relay_failing {
+    ) {
+        let answer = reply
+            .body
+            .and_then(|b| serde_json::from_slice::<RelayAnswer>(b).ok());
+        match answer {
+            Some(answer) => {
+                metrics.sent(host, answer.accepted);
+                if let Some(first) = answer.rejected.first() {
                     log::warn!(
-                        "meshray: relay post failed ({}, status {:?}); dropping batches until it answers",
-                        reason.label(),
-                        reply.status
+                        "meshray: relay rejected {} documents, first: {first}",
+                        answer.rejected.len()
                     );
+                    metrics.dropped(host, DropReason::Rejected, answer.rejected.len());
                 }
-                self.relay_failing = true;
-                metrics.dropped(host, reason, count);
-                return false;
             }
+            None => metrics.sent(host, count),
         }
         if self.relay_failing {
             log::info!("meshray: relay answers again");
             self.relay_failing = false;
         }
-        true
+    }
+
+    /// Logs the first failure of a run of failures.
+    fn log_failure(&mut self, reason: DropReason, reply: RelayReply<'_>) {
+        if !self.relay_failing {
+            log::warn!(
+                "meshray: relay post failed ({}, status {:?}); retrying within the buffer's bounds",
+                reason.label(),
+                reply.status
+            );
+        }
+        self.relay_failing = true;
     }
 }
 
@@ -284,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn full_buffer_drops_newest_and_counts() {
+    fn full_buffer_drops_oldest_and_counts() {
         let (host, config, metrics) = shipper_setup(2, 3);
         let mut shipper = Shipper::default();
         for i in 0..5 {
@@ -304,6 +422,9 @@ mod tests {
             host.counter("meshray_segments_dropped_buffer_full_total"),
             2
         );
+        // The newest stayed: the oldest made room.
+        shipper.on_tick(&host, &config, &metrics);
+        assert_eq!(host.dispatched.borrow()[0].body, br#"[{"n":2},{"n":3}]"#);
     }
 
     #[test]
@@ -336,16 +457,21 @@ mod tests {
 
         let partial = RelayReply {
             status: Some(200),
-            retry_after: false,
+            retry_after: None,
             body: Some(br#"{"accepted":1,"rejected":[{"index":1,"error":"bad"}]}"#),
         };
         let reset = RelayReply::default();
         let shedding = RelayReply {
             status: Some(503),
-            retry_after: true,
+            retry_after: Some(Duration::from_secs(1)),
             body: None,
         };
         shipper.on_response(&host, &config, &metrics, 1, partial);
+        // The buffer fills up again while the other posts are out, so the failed
+        // posts cannot come back: their documents are dropped under their reason.
+        for i in 5..15 {
+            shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
+        }
         shipper.on_response(&host, &config, &metrics, 2, reset);
         shipper.on_response(&host, &config, &metrics, 3, shedding);
         assert_eq!(host.counter("meshray_segments_sent_total"), 1);
@@ -356,6 +482,7 @@ mod tests {
         );
         assert_eq!(host.counter("meshray_segments_dropped_relay_busy_total"), 1);
         assert_eq!(shipper.in_flight(), 0);
+        assert_eq!(shipper.queued(), 10, "never beyond max_buffered");
     }
 
     #[test]
@@ -364,9 +491,13 @@ mod tests {
         let mut shipper = Shipper::default();
         shipper.push(&config, b"{}".to_vec());
         shipper.on_tick(&host, &config, &metrics);
+        // A full buffer: the post cannot come back and is dropped under its reason.
+        for _ in 0..10 {
+            shipper.push(&config, b"{}".to_vec());
+        }
         let envoy_503 = RelayReply {
             status: Some(503),
-            retry_after: false,
+            retry_after: None,
             body: Some(b"no healthy upstream"),
         };
         shipper.on_response(&host, &config, &metrics, 1, envoy_503);
@@ -402,21 +533,117 @@ mod tests {
         }
         shipper.on_tick(&host, &config, &metrics);
         assert_eq!(host.dispatched.borrow().len(), 1, "one post in flight");
-        let ok = RelayReply {
-            status: Some(200),
-            retry_after: false,
-            body: Some(br#"{"accepted":2,"rejected":[]}"#),
-        };
-        shipper.on_response(&host, &config, &metrics, 1, ok);
+        shipper.on_response(&host, &config, &metrics, 1, ok());
         assert_eq!(
             host.dispatched.borrow().len(),
             2,
             "next batch without waiting for the timer"
         );
         // A failed post does not trigger the next one: the timer paces retries.
+        // Its two documents are back in the buffer.
         shipper.on_response(&host, &config, &metrics, 2, RelayReply::default());
         assert_eq!(host.dispatched.borrow().len(), 2);
-        assert_eq!(shipper.queued(), 2);
+        assert_eq!(shipper.queued(), 4);
+    }
+
+    fn ok() -> RelayReply<'static> {
+        RelayReply {
+            status: Some(200),
+            retry_after: None,
+            body: Some(br#"{"accepted":2,"rejected":[]}"#),
+        }
+    }
+
+    /// A refused batch goes back to the front and is sent again, first, once
+    /// `Retry-After` has passed — not before.
+    #[test]
+    fn a_refused_batch_is_resent_after_retry_after() {
+        let (mut host, config, metrics) = shipper_setup(2, 100);
+        let mut shipper = Shipper::default();
+        for i in 0..2 {
+            shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
+        }
+        shipper.on_tick(&host, &config, &metrics);
+        let busy = RelayReply {
+            status: Some(429),
+            retry_after: Some(Duration::from_secs(2)),
+            body: None,
+        };
+        shipper.on_response(&host, &config, &metrics, 1, busy);
+        shipper.push(&config, br#"{"n":2}"#.to_vec());
+        assert_eq!(shipper.queued(), 3);
+        assert_eq!(host.counter("meshray_segments_retried_total"), 2);
+        assert_eq!(host.counter("meshray_segments_dropped_total"), 0);
+        host.now_nanos += 1_900_000_000;
+        shipper.on_tick(&host, &config, &metrics);
+        assert_eq!(host.dispatched.borrow().len(), 1, "still backing off");
+        host.now_nanos += 100_000_000;
+        shipper.on_tick(&host, &config, &metrics);
+        let dispatched = host.dispatched.borrow();
+        assert_eq!(dispatched.len(), 3);
+        assert_eq!(
+            dispatched[1].body, br#"[{"n":0},{"n":1}]"#,
+            "the retried batch first"
+        );
+        assert_eq!(dispatched[2].body, br#"[{"n":2}]"#);
+    }
+
+    /// Without Retry-After the wait doubles from RETRY_BASE up to RETRY_MAX; a
+    /// delivered post ends the backoff.
+    #[test]
+    fn backoff_doubles_and_resets_on_success() {
+        let (mut host, config, metrics) = shipper_setup(1, 100);
+        let mut shipper = Shipper::default();
+        shipper.push(&config, b"{}".to_vec());
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            shipper.on_tick(&host, &config, &metrics);
+            let token = host.dispatched.borrow().len() as u32;
+            shipper.on_response(&host, &config, &metrics, token, RelayReply::default());
+            let start = host.now_nanos;
+            // Advance in 50 ms steps until the retry goes out.
+            while host.dispatched.borrow().len() == token as usize {
+                host.now_nanos += 50_000_000;
+                shipper.on_tick(&host, &config, &metrics);
+            }
+            waits.push((host.now_nanos - start) / 1_000_000);
+            shipper.on_response(&host, &config, &metrics, token + 1, RelayReply::default());
+            host.now_nanos += 10_000_000_000;
+        }
+        assert_eq!(waits[0], 200);
+        assert!(
+            waits.iter().all(|w| *w <= RETRY_MAX.as_millis() as u64),
+            "{waits:?}"
+        );
+        assert_eq!(shipper.queued(), 1, "nothing lost");
+        shipper.on_tick(&host, &config, &metrics);
+        let token = host.dispatched.borrow().len() as u32;
+        shipper.on_response(&host, &config, &metrics, token, ok());
+        assert_eq!(shipper.failures, 0);
+        assert_eq!(shipper.retry_at_nanos, 0);
+    }
+
+    /// A 4xx or 500 is final: dropped, not retried.
+    #[test]
+    fn final_refusals_are_not_retried() {
+        for status in [400, 413, 500] {
+            let (host, config, metrics) = shipper_setup(10, 10);
+            let mut shipper = Shipper::default();
+            shipper.push(&config, b"{}".to_vec());
+            shipper.on_tick(&host, &config, &metrics);
+            let reply = RelayReply {
+                status: Some(status),
+                retry_after: None,
+                body: None,
+            };
+            shipper.on_response(&host, &config, &metrics, 1, reply);
+            assert_eq!(shipper.queued(), 0, "{status}");
+            assert_eq!(host.counter("meshray_segments_retried_total"), 0);
+            assert_eq!(
+                host.counter("meshray_segments_dropped_relay_unavailable_total"),
+                1
+            );
+        }
     }
 
     #[test]

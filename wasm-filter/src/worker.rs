@@ -84,7 +84,34 @@ impl<R: Random> Worker<R> {
     /// A request's headers: see [`tracer::on_request_headers`].
     pub fn on_request_headers(&self, host: &impl Host) -> Option<ActiveSpan> {
         let mut random = self.random.borrow_mut();
-        tracer::on_request_headers(host, &self.config, &self.metrics, &mut *random)
+        tracer::on_request_headers(
+            host,
+            &self.config,
+            &self.workload,
+            &self.metrics,
+            &mut *random,
+        )
+    }
+
+    /// The log phase of a request whose headers the filter never saw (answered
+    /// before it: RBAC denial, local rate limit): see [`tracer::on_log_unseen`].
+    /// Returns whether a document was buffered.
+    pub fn on_log_unseen(&self, host: &impl Host) -> bool {
+        let mut random = self.random.borrow_mut();
+        let document = tracer::on_log_unseen(
+            host,
+            &self.config,
+            &self.workload,
+            &self.metrics,
+            &mut *random,
+        );
+        match document {
+            Some(document) => {
+                self.shipper.borrow_mut().push(&self.config, document);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A traced request's log phase: builds its document and buffers it.
@@ -207,18 +234,29 @@ mod tests {
                 "meshray_segments_dropped_relay_unavailable_total",
             ),
         ];
+        // One document per post and per buffer: a post to retry cannot come back
+        // (the buffer refilled meanwhile), so its document is dropped under the
+        // reason the answer gives.
+        let config = FilterConfig {
+            max_batch: 1,
+            max_buffered: 1,
+            ..FilterConfig::default()
+        };
         for (headers, body, counter) in cases {
             let host = FakeHost::at(NOW).with_call_response(headers, body);
-            let worker = Worker::new(&host, FilterConfig::default(), fastrand::Rng::with_seed(1));
-            worker
-                .shipper
-                .borrow_mut()
-                .push(&worker.config, b"{}".to_vec());
+            let worker = Worker::new(&host, config.clone(), fastrand::Rng::with_seed(1));
+            let push = || {
+                worker
+                    .shipper
+                    .borrow_mut()
+                    .push(&worker.config, b"{}".to_vec())
+            };
+            push();
             worker.on_tick(&host);
             assert_eq!(host.dispatched.borrow().len(), 1);
+            push();
             worker.on_relay_response(&host, 1, body.map_or(0, <[u8]>::len));
             assert_eq!(host.counter(counter), 1, "{headers:?}");
-            assert_eq!(worker.queued(), 0);
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::FilterConfig;
 use crate::host::{Host, property_string};
+use crate::links::LinkKey;
 
 /// Istio's canonical service label.
 pub const LABEL_CANONICAL_NAME: &str = "service.istio.io/canonical-name";
@@ -12,7 +13,8 @@ pub const LABEL_CANONICAL_REVISION: &str = "service.istio.io/canonical-revision"
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
     /// The segment name: `service_name`, else the canonical-name label, else
-    /// `app`, else `WORKLOAD_NAME`, else `unknown`.
+    /// `app`, else `WORKLOAD_NAME`, else `unknown` — rendered with
+    /// `service_name_format` and the namespace.
     pub service: String,
     /// Canonical service (label), for the `istio_canonical_service` annotation.
     pub canonical_service: Option<String>,
@@ -28,6 +30,11 @@ pub struct Workload {
     pub service_account: Option<String>,
     /// EKS cluster name, from configuration.
     pub cluster_name: Option<String>,
+    /// An Istio gateway (node id `router~…`): it has no app behind it, so every
+    /// request is the root of its own segment, with the call inside.
+    pub is_gateway: bool,
+    /// The key of this pod's self-identifying segment ids (from the node id).
+    pub link_key: LinkKey,
 }
 
 impl Workload {
@@ -54,6 +61,7 @@ impl Workload {
         let canonical_service = label(LABEL_CANONICAL_NAME);
         let app = label("app");
         let workload_name = meta("WORKLOAD_NAME");
+        let namespace = meta("NAMESPACE");
         let service = config
             .service_name
             .clone()
@@ -61,22 +69,33 @@ impl Workload {
             .or(app)
             .or_else(|| workload_name.clone())
             .unwrap_or_else(|| meshray_core::limits::FALLBACK_NAME.to_owned());
+        let node_id = property_string(host, &[&["xds", "node", "id"], &["node", "id"]]);
+        let link_key = node_id
+            .as_deref()
+            .or(workload_name.as_deref())
+            .map(LinkKey::from_node_id)
+            .unwrap_or_default();
         Self {
-            service,
+            service: config
+                .service_name_format
+                .render(&service, namespace.as_deref()),
             canonical_service,
             canonical_revision: label(LABEL_CANONICAL_REVISION),
-            namespace: meta("NAMESPACE"),
+            pod: meta("NAME").or_else(|| node_id.as_deref().and_then(pod_from_node_id)),
+            namespace,
             workload_name,
-            pod: meta("NAME").or_else(|| pod_from_node_id(host)),
             service_account: meta("SERVICE_ACCOUNT"),
             cluster_name: config.cluster_name.clone(),
+            is_gateway: node_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("router~")),
+            link_key,
         }
     }
 }
 
 /// The pod name from an Istio node id `sidecar~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`.
-fn pod_from_node_id(host: &impl Host) -> Option<String> {
-    let id = property_string(host, &[&["xds", "node", "id"], &["node", "id"]])?;
+fn pod_from_node_id(id: &str) -> Option<String> {
     let pod_and_namespace = id.split('~').nth(2)?;
     let pod = pod_and_namespace.split('.').next()?;
     (!pod.is_empty()).then(|| pod.to_owned())
@@ -115,6 +134,27 @@ mod tests {
             ..FilterConfig::default()
         };
         assert_eq!(Workload::read(&with_canonical, &configured).service, "shop");
+    }
+
+    /// `service_name_format` applies to the segment name; a gateway is known by its node id.
+    #[test]
+    fn name_format_and_gateways() {
+        let host = FakeHost::at(0)
+            .with_property("xds.node.metadata.LABELS.app", "istio-ingressgateway")
+            .with_property("xds.node.metadata.NAMESPACE", "istio-system")
+            .with_property(
+                "xds.node.id",
+                "router~10.0.0.9~istio-ingressgateway-5d9.istio-system~istio-system.svc.cluster.local",
+            );
+        let config =
+            FilterConfig::parse(br#"{"service_name_format":"{service}.{namespace}"}"#).unwrap();
+        let workload = Workload::read(&host, &config);
+        assert_eq!(workload.service, "istio-ingressgateway.istio-system");
+        assert!(workload.is_gateway);
+        assert_eq!(workload.pod.as_deref(), Some("istio-ingressgateway-5d9"));
+        let sidecar = FakeHost::at(0)
+            .with_property("xds.node.id", "sidecar~10.0.0.1~a.b~b.svc.cluster.local");
+        assert!(!Workload::read(&sidecar, &config).is_gateway);
     }
 
     #[test]

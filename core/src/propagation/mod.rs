@@ -10,12 +10,13 @@
 //! format's, or else the first explicit decision in any other format.
 //!
 //! # What is written
-//! `x-amzn-trace-id` always carries our document as parent. The formats that
-//! arrived valid are rewritten with the new parent. When none of the formats
-//! mesh apps forward (`traceparent`, `b3`, `x-b3-*`) arrived valid — a trace
-//! root, or a context that came only in `x-amzn-trace-id`, e.g. from an AWS
-//! load balancer — `traceparent` and `x-b3-*` are added, because Bookinfo-style
-//! apps forward those and not `x-amzn-trace-id`.
+//! Every format in the `propagate` set ([`Formats`], default all four) carries
+//! our document as parent, added when it did not arrive: an app that forwards
+//! only `traceparent` or only B3 still passes the trace on, and a context that
+//! came only in `x-amzn-trace-id` (an AWS load balancer) reaches apps that do
+//! not forward that header. Formats that arrived valid are always rewritten
+//! with the new parent. `x-b3-parentspanid` names the span our document
+//! descends from.
 //!
 //! A malformed header is treated as absent and reported in
 //! [`Extracted::malformed`]; it is never rewritten unless meshray would add that
@@ -41,6 +42,8 @@ pub const X_B3_SPANID: &str = "x-b3-spanid";
 pub const X_B3_SAMPLED: &str = "x-b3-sampled";
 /// B3 multi: debug flag.
 pub const X_B3_FLAGS: &str = "x-b3-flags";
+/// B3 multi: the parent of the span in `x-b3-spanid` (written, never read).
+pub const X_B3_PARENTSPANID: &str = "x-b3-parentspanid";
 
 /// A sampling decision as propagated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +139,8 @@ pub struct PropagationHeaders {
     pub b3_sampled: Option<String>,
     /// `x-b3-flags`.
     pub b3_flags: Option<String>,
+    /// `x-b3-parentspanid` (only to write it when it changes).
+    pub b3_parent_span_id: Option<String>,
 }
 
 impl PropagationHeaders {
@@ -152,6 +157,7 @@ impl PropagationHeaders {
                 X_B3_SPANID => &mut headers.b3_span_id,
                 X_B3_SAMPLED => &mut headers.b3_sampled,
                 X_B3_FLAGS => &mut headers.b3_flags,
+                X_B3_PARENTSPANID => &mut headers.b3_parent_span_id,
                 _ => continue,
             };
             if slot.is_none() {
@@ -265,27 +271,119 @@ pub fn extract(headers: &PropagationHeaders) -> Extracted {
 /// One header to set on the request.
 pub type HeaderWrite = (&'static str, String);
 
-/// The header writes that make the next hop see `span` as its parent in `trace_id`
-/// (see the module docs for which formats are written).
+/// The formats meshray writes on every traced request, adding those that did
+/// not arrive (the `propagate` setting). A format that arrived is always
+/// updated, listed or not: left alone it would name the caller's span, and the
+/// next hop would hang under the wrong parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    /// `x-amzn-trace-id`.
+    pub xray: bool,
+    /// W3C `traceparent`.
+    pub w3c: bool,
+    /// `b3` single header.
+    pub b3_single: bool,
+    /// `x-b3-*` headers.
+    pub b3_multi: bool,
+}
+
+impl Formats {
+    /// All four formats (the default).
+    pub const ALL: Self = Self {
+        xray: true,
+        w3c: true,
+        b3_single: true,
+        b3_multi: true,
+    };
+
+    /// No format: only those that arrived are updated.
+    pub const NONE: Self = Self {
+        xray: false,
+        w3c: false,
+        b3_single: false,
+        b3_multi: false,
+    };
+
+    /// The set with `format` added.
+    pub fn with(mut self, format: Format) -> Self {
+        match format {
+            Format::Xray => self.xray = true,
+            Format::W3c => self.w3c = true,
+            Format::B3Single => self.b3_single = true,
+            Format::B3Multi => self.b3_multi = true,
+        }
+        self
+    }
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl Format {
+    /// Every format, in precedence order.
+    pub const ALL: [Format; 4] = [Format::Xray, Format::W3c, Format::B3Single, Format::B3Multi];
+
+    /// The name OpenTelemetry's `OTEL_PROPAGATORS` gives the format: `xray`,
+    /// `tracecontext`, `b3`, `b3multi`.
+    pub fn propagator_name(self) -> &'static str {
+        match self {
+            Format::Xray => "xray",
+            Format::W3c => "tracecontext",
+            Format::B3Single => "b3",
+            Format::B3Multi => "b3multi",
+        }
+    }
+
+    /// The format of a propagator name ([`Format::propagator_name`]).
+    pub fn from_propagator_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.propagator_name() == name)
+    }
+}
+
+/// What the next hop must see: our document as its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injection {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// Our document: the next hop's parent (`x-b3-spanid`, …).
+    pub span: SpanId,
+    /// The span our document descends from (`x-b3-parentspanid`), if any.
+    pub parent: Option<SpanId>,
+    /// The sampling decision.
+    pub sampled: bool,
+}
+
+/// The header writes that make the next hop see `injection.span` as its parent
+/// (see [`Formats`] for which formats are written).
 ///
 /// Only values that change are written. The `b3` single header and `x-b3-*`
 /// keep the wire width of their trace id.
 pub fn inject(
     extracted: &Extracted,
     headers: &PropagationHeaders,
-    trace_id: TraceId,
-    span: SpanId,
-    sampled: bool,
+    injection: Injection,
+    formats: Formats,
 ) -> Vec<HeaderWrite> {
-    let add_forwarded = !extracted.has_forwarded_context();
-    let mut writes = Vec::with_capacity(5);
-    let extra = extracted.xray.as_ref().map_or("", |x| x.extra.as_str());
-    writes.push((
-        X_AMZN_TRACE_ID,
-        xray::render(trace_id, span, sampled, extra),
-    ));
-
-    if add_forwarded || extracted.traceparent.is_some() {
+    let Injection {
+        trace_id,
+        span,
+        parent,
+        sampled,
+    } = injection;
+    let mut writes = Vec::with_capacity(6);
+    if formats.xray || extracted.xray.is_some() {
+        let extra = extracted.xray.as_ref().map_or("", |x| x.extra.as_str());
+        push_if_changed(
+            &mut writes,
+            X_AMZN_TRACE_ID,
+            headers.xray.as_deref(),
+            xray::render(trace_id, span, sampled, extra),
+        );
+    }
+    if formats.w3c || extracted.traceparent.is_some() {
         let flags = extracted.traceparent.map_or(0, |tp| tp.flags);
         push_if_changed(
             &mut writes,
@@ -294,13 +392,16 @@ pub fn inject(
             w3c::render(trace_id, span, sampled, flags),
         );
     }
-    if let Some(ctx) = extracted.b3_single {
-        let sampling = match (ctx.sampling, sampled) {
-            (Sampling::Debug, true) => Sampling::Debug,
+    if formats.b3_single || extracted.b3_single.is_some() {
+        let received = extracted.b3_single.map(|ctx| ctx.sampling);
+        let sampling = match (received, sampled) {
+            (Some(Sampling::Debug), true) => Sampling::Debug,
             (_, true) => Sampling::Sampled,
             (_, false) => Sampling::NotSampled,
         };
-        let id = same_trace_keeping_width(ctx.trace_id, trace_id);
+        let id = extracted.b3_single.map_or(trace_id, |ctx| {
+            same_trace_keeping_width(ctx.trace_id, trace_id)
+        });
         push_if_changed(
             &mut writes,
             B3,
@@ -308,7 +409,7 @@ pub fn inject(
             b3::render_single(id, span, sampling),
         );
     }
-    if add_forwarded || extracted.b3_multi.is_some() {
+    if formats.b3_multi || extracted.b3_multi.is_some() {
         let id = extracted.b3_multi.map_or(trace_id, |ctx| {
             same_trace_keeping_width(ctx.trace_id, trace_id)
         });
@@ -324,6 +425,14 @@ pub fn inject(
             headers.b3_span_id.as_deref(),
             span.to_string(),
         );
+        if let Some(parent) = parent {
+            push_if_changed(
+                &mut writes,
+                X_B3_PARENTSPANID,
+                headers.b3_parent_span_id.as_deref(),
+                parent.to_string(),
+            );
+        }
         let debug = extracted
             .b3_multi
             .is_some_and(|ctx| ctx.sampling == Sampling::Debug);
@@ -373,6 +482,23 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> PropagationHeaders {
         PropagationHeaders::from_pairs(pairs.iter().copied())
     }
+
+    /// Our span `span` in `trace_id`, descending from nothing.
+    fn our_span(trace_id: TraceId, span: SpanId, sampled: bool) -> Injection {
+        Injection {
+            trace_id,
+            span,
+            parent: None,
+            sampled,
+        }
+    }
+
+    /// `propagate: ["xray"]`: x-amzn-trace-id always, the other formats only when
+    /// they arrived (what meshray wrote for a forwarded context before `propagate`).
+    const XRAY_ONLY: Formats = Formats {
+        xray: true,
+        ..Formats::NONE
+    };
 
     const XRAY: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     const TRACEPARENT_VALUE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -473,13 +599,29 @@ mod tests {
         let ex = extract(&h);
         let trace = TraceId::mint(0x6000_0000, 42);
         let span = SpanId::new(7).unwrap();
-        let writes = inject(&ex, &h, trace, span, true);
+        let root_formats = Formats {
+            b3_single: false,
+            ..Formats::ALL
+        };
+        let writes = inject(&ex, &h, our_span(trace, span, true), root_formats);
         let names: Vec<_> = writes.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
             [
                 X_AMZN_TRACE_ID,
                 TRACEPARENT,
+                X_B3_TRACEID,
+                X_B3_SPANID,
+                X_B3_SAMPLED
+            ]
+        );
+        let all = inject(&ex, &h, our_span(trace, span, true), Formats::ALL);
+        assert_eq!(
+            all.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [
+                X_AMZN_TRACE_ID,
+                TRACEPARENT,
+                B3,
                 X_B3_TRACEID,
                 X_B3_SPANID,
                 X_B3_SAMPLED
@@ -506,7 +648,7 @@ mod tests {
         let ex = extract(&h);
         let trace = ex.trace_id().unwrap();
         let span = SpanId::new(0xabc).unwrap();
-        let writes = inject(&ex, &h, trace, span, true);
+        let writes = inject(&ex, &h, our_span(trace, span, true), XRAY_ONLY);
         assert_eq!(
             writes,
             vec![
@@ -519,6 +661,85 @@ mod tests {
                 (X_B3_SPANID, "0000000000000abc".to_owned()),
             ]
         );
+    }
+
+    /// With the default `propagate` (all four), a request that came with only B3
+    /// leaves with `traceparent` too, and `x-b3-parentspanid` names the span our
+    /// document descends from.
+    #[test]
+    fn only_b3_arrived_adds_traceparent_and_the_b3_parent() {
+        let h = headers(&[
+            ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+            ("x-b3-spanid", "e457b5a2e4d86bd1"),
+            ("x-b3-parentspanid", "05e3ac9a4f6e3b90"),
+            ("x-b3-sampled", "1"),
+        ]);
+        let ex = extract(&h);
+        let injection = Injection {
+            trace_id: ex.trace_id().unwrap(),
+            span: SpanId::new(0xabc).unwrap(),
+            parent: ex.parent_span(),
+            sampled: true,
+        };
+        let writes = inject(&ex, &h, injection, Formats::ALL);
+        let value = |name: &str| {
+            writes
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            value(TRACEPARENT),
+            Some("00-80f198ee56343ba864fe8b2a57d3eff7-0000000000000abc-01")
+        );
+        assert_eq!(
+            value(B3),
+            Some("80f198ee56343ba864fe8b2a57d3eff7-0000000000000abc-1")
+        );
+        assert_eq!(value(X_B3_SPANID), Some("0000000000000abc"));
+        assert_eq!(value(X_B3_PARENTSPANID), Some("e457b5a2e4d86bd1"));
+        assert_eq!(value(X_B3_TRACEID), None, "unchanged");
+        assert_eq!(value(X_B3_SAMPLED), None, "unchanged");
+    }
+
+    /// And a request that came with only `traceparent` leaves with B3 (single and multi).
+    #[test]
+    fn only_traceparent_arrived_adds_b3() {
+        let h = headers(&[("traceparent", TRACEPARENT_VALUE)]);
+        let ex = extract(&h);
+        let injection = Injection {
+            trace_id: ex.trace_id().unwrap(),
+            span: SpanId::new(0xabc).unwrap(),
+            parent: ex.parent_span(),
+            sampled: true,
+        };
+        let writes = inject(&ex, &h, injection, Formats::ALL);
+        let names: Vec<_> = writes.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                X_AMZN_TRACE_ID,
+                TRACEPARENT,
+                B3,
+                X_B3_TRACEID,
+                X_B3_SPANID,
+                X_B3_PARENTSPANID,
+                X_B3_SAMPLED
+            ]
+        );
+        assert_eq!(writes[3].1, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(writes[5].1, "b7ad6b7169203331");
+        // Formats not listed and not arrived are not added.
+        let only_w3c = inject(&ex, &h, injection, Formats::NONE.with(Format::W3c));
+        assert_eq!(
+            only_w3c.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [TRACEPARENT]
+        );
+        assert_eq!(
+            Format::from_propagator_name("tracecontext"),
+            Some(Format::W3c)
+        );
+        assert_eq!(Format::from_propagator_name("w3c"), None);
     }
 
     #[test]
@@ -567,7 +788,12 @@ mod tests {
         )]);
         let ex = extract(&h);
         let span = SpanId::new(99).unwrap();
-        let writes = inject(&ex, &h, ex.trace_id().unwrap(), span, true);
+        let writes = inject(
+            &ex,
+            &h,
+            our_span(ex.trace_id().unwrap(), span, true),
+            Formats::ALL,
+        );
         // Apps forward B3 and traceparent, not x-amzn-trace-id: those alone must carry the trace.
         let next = PropagationHeaders::from_pairs(
             writes
@@ -588,7 +814,7 @@ mod tests {
             let h = PropagationHeaders::from_pairs(names.iter().copied().zip(values.iter().map(String::as_str)));
             let ex = extract(&h);
             if let Some(trace) = ex.trace_id() {
-                _ = inject(&ex, &h, trace, SpanId::new(1).unwrap(), true);
+                _ = inject(&ex, &h, our_span(trace, SpanId::new(1).unwrap(), true), Formats::ALL);
             }
         }
 
@@ -597,7 +823,7 @@ mod tests {
             let trace = TraceId::mint(epoch, random);
             let span = SpanId::new(span).unwrap();
             let empty = PropagationHeaders::default();
-            let writes = inject(&extract(&empty), &empty, trace, span, sampled);
+            let writes = inject(&extract(&empty), &empty, our_span(trace, span, sampled), Formats::ALL);
             let next = PropagationHeaders::from_pairs(writes.iter().map(|(n, v)| (*n, v.as_str())));
             let got = extract(&next);
             prop_assert!(got.malformed.is_empty());
@@ -605,6 +831,7 @@ mod tests {
             prop_assert_eq!(got.parent_span(), Some(span));
             prop_assert_eq!(got.sampling, Some(sampled));
             prop_assert_eq!(got.b3_multi.map(|c| c.trace_id), Some(trace));
+            prop_assert_eq!(got.b3_single.map(|c| c.trace_id), Some(trace));
             prop_assert_eq!(got.traceparent.map(|t| t.context.trace_id), Some(trace));
         }
     }

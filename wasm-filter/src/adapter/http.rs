@@ -18,6 +18,9 @@ pub struct MeshrayHttp {
     worker: Option<Rc<Worker>>,
     /// The traced span between request headers and log.
     active: Option<ActiveSpan>,
+    /// Whether the request-headers callback ran; when it did not, something
+    /// before the filter answered the request, and the log phase builds the document.
+    saw_request_headers: bool,
 }
 
 impl MeshrayHttp {
@@ -27,6 +30,7 @@ impl MeshrayHttp {
             context_id,
             worker,
             active: None,
+            saw_request_headers: false,
         }
     }
 }
@@ -36,6 +40,7 @@ impl Context for MeshrayHttp {}
 impl HttpContext for MeshrayHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Headers may be changed here, before the router forwards the request.
+        self.saw_request_headers = true;
         if let Some(worker) = &self.worker {
             self.active = worker.on_request_headers(&ProxyWasmHost);
         }
@@ -43,11 +48,14 @@ impl HttpContext for MeshrayHttp {
     }
 
     fn on_log(&mut self) {
-        let (Some(worker), Some(span)) = (&self.worker, self.active.take()) else {
-            return;
+        let Some(worker) = &self.worker else { return };
+        let buffered = match self.active.take() {
+            Some(span) => worker.on_log(&ProxyWasmHost, span),
+            None if !self.saw_request_headers => worker.on_log_unseen(&ProxyWasmHost),
+            None => return,
         };
-        if !worker.on_log(&ProxyWasmHost, span) {
-            log::debug!("#{} meshray: document dropped", self.context_id);
+        if !buffered {
+            log::debug!("#{} meshray: no document", self.context_id);
         }
     }
 }

@@ -58,6 +58,31 @@ impl Host for ProxyWasmHost {
         hostcalls::set_shared_data(key, Some(value), None).map_err(|s| failed("set_shared_data", s))
     }
 
+    fn shared_data_versioned(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+        hostcalls::get_shared_data(key)
+            .map(|(value, cas)| (value, cas.unwrap_or(0)))
+            .map_err(|s| failed("get_shared_data", s))
+    }
+
+    fn set_shared_data_if(&self, key: &str, value: &[u8], version: u32) -> Result<bool, HostError> {
+        let cas = (version != 0).then_some(version);
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(true),
+            Err(Status::CasMismatch) => Ok(false),
+            Err(s) => Err(failed("set_shared_data", s)),
+        }
+    }
+
+    fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+            .map_err(|s| failed("get_map_value_bytes", s))
+    }
+
+    fn response_trailer(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
+            .map_err(|s| failed("get_map_value_bytes", s))
+    }
+
     fn dispatch_http_call(
         &self,
         cluster: &str,

@@ -2,6 +2,7 @@
 //! request headers and what Envoy knows once the response is done.
 
 use meshray_core::cluster::{self, RemoteService};
+use meshray_core::grpc::GrpcStatus;
 use meshray_core::segment::{Document, HttpResponse};
 
 use super::{ActiveSpan, Role};
@@ -48,7 +49,11 @@ pub fn on_log(
         content_length,
     };
     let fault = flags.is_fault() || span.blackholed;
-    let decorate = |doc: Document| -> Document {
+    let grpc = span.is_grpc.then(|| grpc_status(host)).flatten();
+    // What the response says, on the document of the call and, for a client
+    // segment (a gateway's root), on the enclosing segment too: the console's
+    // trace list and filter expressions read the root segment.
+    let outcome = |doc: Document| -> Document {
         let mut doc = doc.with_end_time(end).with_http_response(response.clone());
         if fault {
             doc = doc.with_fault();
@@ -57,17 +62,40 @@ pub fn on_log(
         if let Some(label) = flags.to_label() {
             doc = doc.with_annotation("response_flags", &label);
         }
+        if let Some((status, message)) = &grpc {
+            doc = doc.with_grpc_status(*status, message.as_deref());
+        }
+        doc
+    };
+    let decorate = |doc: Document| -> Document {
+        let mut doc = outcome(doc);
+        for (code, description) in flags.described() {
+            doc = doc.with_exception(
+                "EnvoyResponseFlag",
+                &format!("{description} ({code})"),
+                ResponseFlags::is_upstream_code(code),
+            );
+        }
+        if span.blackholed {
+            doc = doc.with_exception(
+                "EnvoyResponseFlag",
+                "request refused: destination not in the mesh registry (BlackHoleCluster)",
+                false,
+            );
+        }
         for (name, value) in &span.header_annotations {
             doc = doc.with_annotation(name, value);
         }
         doc
     };
+    let is_segment = matches!(span.role, Role::Segment | Role::ClientSegment { .. });
+    if is_segment && request.client_ip.is_none() {
+        // The client of a segment is the downstream peer when no proxy said otherwise.
+        request.client_ip = property_string(host, &SOURCE_ADDRESS)
+            .map(|addr| cluster::split_authority(&addr).0.to_owned());
+    }
     let mut document = match span.role {
         Role::Segment => {
-            if request.client_ip.is_none() {
-                request.client_ip = property_string(host, &SOURCE_ADDRESS)
-                    .map(|addr| cluster::split_authority(&addr).0.to_owned());
-            }
             let segment = Document::segment(&workload.service, span.id, document_trace_id, start)
                 .with_parent(span.parent)
                 .with_http_request(request);
@@ -85,22 +113,27 @@ pub fn on_log(
             describe_remote(decorate(subsegment), &remote, span.cluster.as_deref())
         }
         Role::ClientSegment { remote, segment_id } => {
+            // The trace's root at a gateway: the request's own http block and
+            // the response's flags, with the call to the service inside.
+            let segment = Document::segment(
+                &workload.service,
+                segment_id,
+                document_trace_id.clone(),
+                start,
+            )
+            .with_parent(span.parent)
+            .with_http_request(request.clone());
+            let segment = outcome(segment);
             let call = Document::remote_subsegment(
                 &remote.name,
                 span.id,
-                document_trace_id.clone(),
+                document_trace_id,
                 segment_id,
                 start,
             )
             .with_http_request(request);
             let call = describe_remote(decorate(call), &remote, span.cluster.as_deref());
-            let segment =
-                Document::segment(&workload.service, segment_id, document_trace_id, start)
-                    .with_parent(span.parent)
-                    .with_end_time(end)
-                    .with_subsegment(call);
-            let segment = if fault { segment.with_fault() } else { segment };
-            describe_workload(segment, workload)
+            describe_workload(segment.with_subsegment(call), workload)
         }
     };
     match document.to_json_within_limit() {
@@ -110,6 +143,29 @@ pub fn on_log(
             None
         }
     }
+}
+
+/// `grpc-status` (and `grpc-message`) from the trailers, or from the headers
+/// of a trailers-only answer (an error without a body).
+fn grpc_status(host: &impl Host) -> Option<(GrpcStatus, Option<String>)> {
+    let trailer = |name: &str| host.response_trailer(name).ok().flatten();
+    let header = |name: &str| host.response_header(name).ok().flatten();
+    let (status, in_trailers) = match trailer("grpc-status") {
+        Some(value) => (value, true),
+        None => (header("grpc-status")?, false),
+    };
+    let status = GrpcStatus::parse(&status)?;
+    let message = if status.code() == 0 {
+        None
+    } else if in_trailers {
+        trailer("grpc-message")
+    } else {
+        header("grpc-message")
+    };
+    Some((
+        status,
+        message.map(|m| String::from_utf8_lossy(&m).into_owned()),
+    ))
 }
 
 /// Istio annotations, k8s metadata and `aws.eks` of a segment.

@@ -32,6 +32,8 @@ pub(crate) struct SeenHeaders {
     pub forwarded_for: Option<String>,
     /// The request is one of the filter's own posts.
     pub batch_marker: bool,
+    /// `content-type: application/grpc*`.
+    pub is_grpc: bool,
     /// Headers named in `annotate_headers`, with their values.
     pub annotations: Vec<(String, String)>,
 }
@@ -59,6 +61,7 @@ impl SeenHeaders {
                 "user-agent" => seen.user_agent = Some(text.to_owned()),
                 "x-forwarded-for" => seen.forwarded_for = Some(text.to_owned()),
                 BATCH_MARKER_HEADER => seen.batch_marker = true,
+                "content-type" => seen.is_grpc = text.starts_with("application/grpc"),
                 other if is_propagation_header(other) => propagation_pairs.push((other, text)),
                 _ => {}
             }
@@ -106,5 +109,6 @@ fn is_propagation_header(name: &str) -> bool {
             | propagation::X_B3_SPANID
             | propagation::X_B3_SAMPLED
             | propagation::X_B3_FLAGS
+            | propagation::X_B3_PARENTSPANID
     )
 }

@@ -6,7 +6,8 @@
 //! five or six property reads at log time, header writes only where a value changes.
 //!
 //! # Layout
-//! - this file: [`on_request_headers`], one named step per decision.
+//! - this file: [`on_request_headers`] (and [`on_log_unseen`] for requests
+//!   answered before the filter saw them), one named step per decision.
 //! - [`headers`]: the one read of the request's header map.
 //! - [`document`]: [`on_log`], the document from the span and the response.
 
@@ -15,13 +16,14 @@ mod headers;
 
 use meshray_core::cluster::{self, Classification, Direction, RemoteService};
 use meshray_core::ids::{SpanId, TraceId};
-use meshray_core::propagation::{self, Extracted, Format};
+use meshray_core::propagation::{self, Extracted, Format, Injection};
 use meshray_core::segment::HttpRequest;
 
 use crate::config::FilterConfig;
 use crate::host::{Host, property_i64, property_string};
 use crate::links;
 use crate::metrics::Metrics;
+use crate::workload::Workload;
 use headers::SeenHeaders;
 
 pub use document::on_log;
@@ -74,6 +76,8 @@ pub struct ActiveSpan {
     pub header_annotations: Vec<(String, String)>,
     /// Routed to `BlackHoleCluster`.
     pub blackholed: bool,
+    /// A gRPC request (`content-type: application/grpc*`): `grpc-status` is read at log time.
+    pub is_grpc: bool,
 }
 
 /// Source of randomness for ids and sampling.
@@ -99,6 +103,7 @@ impl Random for fastrand::Rng {
 pub fn on_request_headers(
     host: &impl Host,
     config: &FilterConfig,
+    workload: &Workload,
     metrics: &Metrics,
     random: &mut impl Random,
 ) -> Option<ActiveSpan> {
@@ -108,36 +113,51 @@ pub fn on_request_headers(
     }
     let extracted = extract_context(host, metrics, &seen);
     let now_nanos = host.now_nanos().unwrap_or_default();
-    let now_secs = now_nanos / NANOS_PER_SEC;
-    let sampled = decide_sampling(host, config, random, &seen, &extracted, now_secs)?;
-
-    let cluster = property_string(host, &CLUSTER_NAME);
-    let classification = classify_request(host, cluster.as_deref(), &seen);
-    let id = SpanId::from_random(random.next_u64());
-    let (role, parent) = link(
-        host,
-        random,
-        &classification,
-        &extracted,
-        &sampled,
-        id,
-        now_secs,
+    let sampled =
+        match decide_sampling(host, config, workload, random, &seen, &extracted, now_nanos) {
+            Decision::Traced(sampled) => sampled,
+            Decision::NotTraced(writes) => {
+                write_headers(host, writes);
+                return None;
+            }
+        };
+    let (span, injection) = start_span(
+        host, config, workload, random, &mut seen, &extracted, &sampled, now_nanos,
     );
     write_headers(
         host,
-        propagation::inject(&extracted, &seen.propagation, sampled.trace_id, id, true),
+        propagation::inject(&extracted, &seen.propagation, injection, config.propagate),
     );
-    Some(ActiveSpan {
-        role,
-        trace_id: sampled.trace_id,
-        id,
-        parent,
-        start_nanos: now_nanos,
-        cluster,
-        request: seen.take_request(),
-        header_annotations: std::mem::take(&mut seen.annotations),
-        blackholed: classification.is_blackholed(),
-    })
+    Some(span)
+}
+
+/// The log phase of a request whose request headers the filter never saw:
+/// something before it in the filter chain answered (an `AuthorizationPolicy`
+/// denial, local rate limiting, fault injection). Envoy still runs the log phase,
+/// where the request headers and properties are readable: the same decisions are
+/// made there (no header is written — the request is over) and the document built.
+pub fn on_log_unseen(
+    host: &impl Host,
+    config: &FilterConfig,
+    workload: &Workload,
+    metrics: &Metrics,
+    random: &mut impl Random,
+) -> Option<Vec<u8>> {
+    let mut seen = SeenHeaders::read(host, config);
+    if seen.batch_marker {
+        return None;
+    }
+    let extracted = extract_context(host, metrics, &seen);
+    let now_nanos = host.now_nanos().unwrap_or_default();
+    let Decision::Traced(sampled) =
+        decide_sampling(host, config, workload, random, &seen, &extracted, now_nanos)
+    else {
+        return None;
+    };
+    let (span, _) = start_span(
+        host, config, workload, random, &mut seen, &extracted, &sampled, now_nanos,
+    );
+    on_log(host, span, workload, metrics)
 }
 
 // === steps of on_request_headers ===
@@ -165,31 +185,43 @@ struct Sampled {
     pod_segment: Option<SpanId>,
 }
 
+/// Whether a request is traced.
+#[derive(Debug)]
+enum Decision {
+    /// Traced.
+    Traced(Sampled),
+    /// Not traced; these writes carry the "no" to the next hops.
+    NotTraced(Vec<propagation::HeaderWrite>),
+}
+
 /// Decides whether the request is traced; mints the trace id of a root.
-///
-/// When it is not, the headers that carry the "no" to the next hops are written
-/// here and `None` is returned.
 fn decide_sampling(
     host: &impl Host,
     config: &FilterConfig,
+    workload: &Workload,
     random: &mut impl Random,
     seen: &SeenHeaders,
     extracted: &Extracted,
-    now_secs: u64,
-) -> Option<Sampled> {
+    now_nanos: u64,
+) -> Decision {
+    let now_secs = now_nanos / NANOS_PER_SEC;
     // A "no" from the caller is final, unless this pod already records a segment
     // of the trace: then meshray sampled it at the inbound side, and the "no"
     // was written by a tracer between (Envoy's Zipkin tracer at a lower rate).
     let pod_segment = match (extracted.sampling, extracted.trace_id()) {
-        (Some(false), Some(trace_id)) => links::lookup(host, trace_id, now_secs),
+        (Some(false), Some(trace_id)) => forwarded_pod_segment(workload, extracted)
+            .or_else(|| links::lookup(host, trace_id, now_secs)),
         _ => None,
     };
     if extracted.sampling == Some(false) && pod_segment.is_none() {
         // The caller decided: emit nothing and forward untouched — unless the
         // "no" came only in x-amzn-trace-id, which apps do not forward; then
         // x-b3-sampled: 0 carries it, so the next hops do not start new traces.
-        write_headers(host, propagation::carry_unsampled(extracted));
-        return None;
+        return Decision::NotTraced(
+            propagation::carry_unsampled(extracted)
+                .into_iter()
+                .collect(),
+        );
     }
 
     let trace_id = extracted.trace_id().unwrap_or_else(|| {
@@ -206,16 +238,78 @@ fn decide_sampling(
         let span = extracted
             .parent_span()
             .unwrap_or_else(|| SpanId::from_random(random.next_u64()));
-        write_headers(
-            host,
-            propagation::inject(extracted, &seen.propagation, trace_id, span, false),
-        );
-        return None;
+        let injection = Injection {
+            trace_id,
+            span,
+            parent: None,
+            sampled: false,
+        };
+        return Decision::NotTraced(propagation::inject(
+            extracted,
+            &seen.propagation,
+            injection,
+            config.propagate,
+        ));
     }
-    Some(Sampled {
+    Decision::Traced(Sampled {
         trace_id,
         pod_segment,
     })
+}
+
+/// Classifies the request, links it into its trace and takes its `http.request`:
+/// the span to keep until the log phase, and what the next hop must see.
+#[allow(clippy::too_many_arguments)] // the request's state, passed along from step to step
+fn start_span(
+    host: &impl Host,
+    config: &FilterConfig,
+    workload: &Workload,
+    random: &mut impl Random,
+    seen: &mut SeenHeaders,
+    extracted: &Extracted,
+    sampled: &Sampled,
+    now_nanos: u64,
+) -> (ActiveSpan, Injection) {
+    let cluster = property_string(host, &CLUSTER_NAME);
+    let mut classification = classify_request(host, cluster.as_deref(), seen);
+    if let Some(remote) = classification.remote.as_mut() {
+        // Named as the callee names its own segment (service_name_format).
+        remote.name = config
+            .service_name_format
+            .render(&remote.name, remote.namespace.as_deref());
+    }
+    let (role, id, parent) = link(
+        host,
+        workload,
+        random,
+        &classification,
+        extracted,
+        sampled,
+        now_nanos / NANOS_PER_SEC,
+    );
+    let injection = Injection {
+        trace_id: sampled.trace_id,
+        span: id,
+        parent: match &role {
+            Role::Segment => parent,
+            Role::Subsegment { parent, .. } => Some(*parent),
+            Role::ClientSegment { segment_id, .. } => Some(*segment_id),
+        },
+        sampled: true,
+    };
+    let span = ActiveSpan {
+        role,
+        trace_id: sampled.trace_id,
+        id,
+        parent,
+        start_nanos: now_nanos,
+        cluster,
+        request: seen.take_request(),
+        header_annotations: std::mem::take(&mut seen.annotations),
+        blackholed: classification.is_blackholed(),
+        is_grpc: seen.is_grpc,
+    };
+    (span, injection)
 }
 
 /// Inbound or outbound, and to whom, from the upstream cluster (and the
@@ -228,42 +322,68 @@ fn classify_request(host: &impl Host, cluster: Option<&str>, seen: &SeenHeaders)
     )
 }
 
-/// Where the document hangs in the trace: its role and parent. An inbound
-/// request records itself as this pod's segment of the trace; an outbound one
-/// finds the segment it belongs to.
+/// The forwarded parent that names a segment this pod minted for the trace:
+/// the app got it from our inbound rewrite and passed it on. `traceparent`
+/// first (Envoy's Zipkin tracer rewrites `x-b3-*`), then `b3`, then `x-b3-*`.
+fn forwarded_pod_segment(workload: &Workload, extracted: &Extracted) -> Option<SpanId> {
+    let contexts = [
+        extracted.traceparent.map(|tp| tp.context),
+        extracted.b3_single,
+        extracted.b3_multi,
+    ];
+    contexts.into_iter().flatten().find_map(|ctx| {
+        ctx.span_id
+            .filter(|span| links::is_pod_segment(workload.link_key, ctx.trace_id, *span))
+    })
+}
+
+/// Where the document hangs in the trace: its role, id and parent.
+///
+/// An inbound request gets a self-identifying segment id and records itself as
+/// this pod's latest segment of the trace. An outbound call hangs under, in
+/// this order: the app's own X-Ray (sub)segment named in `x-amzn-trace-id`, the
+/// pod's segment named by a forwarded parent, the latest segment of the trace in
+/// the link table; with none of them (or at a gateway, which has no app) it
+/// becomes a client segment of its own.
 fn link(
     host: &impl Host,
+    workload: &Workload,
     random: &mut impl Random,
     classification: &Classification,
     extracted: &Extracted,
     sampled: &Sampled,
-    id: SpanId,
     now_secs: u64,
-) -> (Role, Option<SpanId>) {
+) -> (Role, SpanId, Option<SpanId>) {
     let header_parent = extracted.parent_span();
-    match (classification.direction, classification.remote.clone()) {
+    let remote = match (classification.direction, classification.remote.clone()) {
         (Direction::Inbound, _) | (Direction::Outbound, None) => {
+            let id = links::mint_segment_id(workload.link_key, sampled.trace_id, random.next_u64());
             links::record(host, sampled.trace_id, id, now_secs);
-            (Role::Segment, header_parent)
+            return (Role::Segment, id, header_parent);
         }
-        (Direction::Outbound, Some(remote)) => {
-            // An X-Ray-instrumented app names its own (sub)segment in x-amzn-trace-id;
-            // otherwise the segment this pod recorded for the trace is the parent.
-            let app_parent = header_parent.filter(|_| extracted.format() == Some(Format::Xray));
-            match app_parent
-                .or(sampled.pod_segment)
-                .or_else(|| links::lookup(host, sampled.trace_id, now_secs))
-            {
-                Some(parent) => (Role::Subsegment { remote, parent }, Some(parent)),
-                None => (
-                    Role::ClientSegment {
-                        remote,
-                        segment_id: SpanId::from_random(random.next_u64()),
-                    },
-                    header_parent,
-                ),
-            }
-        }
+        (Direction::Outbound, Some(remote)) => remote,
+    };
+    let id = SpanId::from_random(random.next_u64());
+    let parent = if workload.is_gateway {
+        None
+    } else {
+        // An X-Ray-instrumented app names its own (sub)segment in x-amzn-trace-id.
+        header_parent
+            .filter(|_| extracted.format() == Some(Format::Xray))
+            .or_else(|| forwarded_pod_segment(workload, extracted))
+            .or(sampled.pod_segment)
+            .or_else(|| links::lookup(host, sampled.trace_id, now_secs))
+    };
+    match parent {
+        Some(parent) => (Role::Subsegment { remote, parent }, id, Some(parent)),
+        None => (
+            Role::ClientSegment {
+                remote,
+                segment_id: SpanId::from_random(random.next_u64()),
+            },
+            id,
+            header_parent,
+        ),
     }
 }
 

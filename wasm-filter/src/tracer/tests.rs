@@ -2,6 +2,7 @@
 //! sidecar sees them, from request headers to the document.
 
 use meshray_core::ids::TraceId;
+use meshray_core::propagation::Formats;
 use serde_json::Value;
 
 use crate::config::FilterConfig;
@@ -13,6 +14,18 @@ use crate::workload::Workload;
 const NOW: u64 = 1_764_000_000;
 const INBOUND: &str = "inbound|9080||";
 const TO_REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
+
+/// `propagate: ["xray"]`: only x-amzn-trace-id is added, other formats only
+/// updated when they arrived.
+fn xray_only() -> FilterConfig {
+    FilterConfig {
+        propagate: Formats {
+            xray: true,
+            ..Formats::NONE
+        },
+        ..FilterConfig::default()
+    }
+}
 
 /// Deterministic randomness: counts up.
 struct Counter(u64);
@@ -79,7 +92,13 @@ impl Sidecar {
     }
 
     fn headers(&mut self, host: &FakeHost) -> Option<ActiveSpan> {
-        tracer::on_request_headers(host, &self.config, &self.metrics, &mut self.random)
+        tracer::on_request_headers(
+            host,
+            &self.config,
+            &self.workload,
+            &self.metrics,
+            &mut self.random,
+        )
     }
 
     fn request(&mut self, host: &FakeHost) -> Option<Value> {
@@ -146,17 +165,25 @@ fn outbound_call_links_to_the_pods_segment_even_when_b3_was_rewritten() {
         .with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
         .with_header("x-b3-spanid", "e457b5a2e4d86bd1")
         .with_header("x-b3-sampled", "1");
-    let mut sidecar = Sidecar::new(&inbound, FilterConfig::default());
+    let mut sidecar = Sidecar::new(&inbound, xray_only());
     let segment = sidecar.request(&inbound).unwrap();
     assert_eq!(segment["parent_id"], "e457b5a2e4d86bd1");
-    // Only the span id changed among the B3 headers.
+    // Only the span id (and the parent span id, which names the caller's span) changed
+    // among the B3 headers.
     let writes: Vec<String> = inbound
         .header_writes
         .borrow()
         .iter()
         .map(|(n, _)| n.clone())
         .collect();
-    assert_eq!(writes, ["x-amzn-trace-id", "x-b3-spanid"]);
+    assert_eq!(
+        writes,
+        ["x-amzn-trace-id", "x-b3-spanid", "x-b3-parentspanid"]
+    );
+    assert_eq!(
+        inbound.header("x-b3-parentspanid").as_deref(),
+        Some("e457b5a2e4d86bd1")
+    );
 
     // Envoy's Zipkin tracer replaced x-b3-spanid with its own span; the app forwarded that.
     let outbound = same_pod(&inbound, TO_REVIEWS)
@@ -335,10 +362,21 @@ fn malformed_headers_are_counted_and_ignored() {
         .with_header_bytes("b3", &[0xff, 0xfe])
         .with_header("x-b3-traceid", "463ac35c9f6413ad")
         .with_header("x-b3-spanid", "a2fb4a1d1a96d312");
-    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let fresh = host.clone();
+    let mut sidecar = Sidecar::new(&host, xray_only());
     let doc = sidecar.request(&host).unwrap();
     assert_eq!(doc["parent_id"], "a2fb4a1d1a96d312");
     assert_eq!(host.counter("meshray_headers_malformed_total"), 2);
+    // With the default `propagate`, the malformed traceparent is replaced by a valid one.
+    let mut defaults = Sidecar::new(&fresh, FilterConfig::default());
+    let doc = defaults.request(&fresh).unwrap();
+    assert_eq!(
+        fresh.header("traceparent"),
+        Some(format!(
+            "00-0000000000000000463ac35c9f6413ad-{}-01",
+            doc["id"].as_str().unwrap()
+        ))
+    );
     let writes: Vec<String> = host
         .header_writes
         .borrow()
@@ -435,4 +473,309 @@ fn minted_ids_carry_the_epoch() {
     let span = sidecar.headers(&host).unwrap();
     assert_eq!(span.trace_id.embedded_epoch(NOW), Some(NOW as u32));
     assert_ne!(span.trace_id, TraceId::mint(NOW as u32, 0));
+}
+
+// === issue 8: what a real mesh sends through the filter ===
+
+/// The `traceparent` an app forwards after our inbound rewrite.
+fn traceparent_naming(trace_hex: &str, span: &str) -> String {
+    format!("00-{trace_hex}-{span}-01")
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// An inbound request of trace [`TRACE`] from the caller's span `caller`.
+fn inbound_of_trace(like: &FakeHost, caller: &str) -> FakeHost {
+    same_pod(like, INBOUND).with_header("traceparent", &traceparent_naming(TRACE, caller))
+}
+
+/// The app's outbound call to reviews, forwarding `traceparent` naming `parent`.
+fn call_forwarding(like: &FakeHost, parent: &str) -> FakeHost {
+    same_pod(like, TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_header("traceparent", &traceparent_naming(TRACE, parent))
+}
+
+/// Parallel fan-out: two requests of one trace in the pod at once; each app's
+/// call hangs under its own request's segment, not under the latest.
+#[test]
+fn parallel_requests_of_one_trace_keep_their_own_calls() {
+    let first = inbound_of_trace(&pod(INBOUND), "00000000000000c1");
+    let mut sidecar = Sidecar::new(&first, FilterConfig::default());
+    let a = sidecar.request(&first).unwrap();
+    let second = inbound_of_trace(&first, "00000000000000c2");
+    let b = sidecar.request(&second).unwrap();
+    assert_ne!(a["id"], b["id"]);
+    let a_id = a["id"].as_str().unwrap();
+    let b_id = b["id"].as_str().unwrap();
+    assert_eq!(
+        sidecar.request(&call_forwarding(&first, a_id)).unwrap()["parent_id"],
+        a["id"]
+    );
+    assert_eq!(
+        sidecar.request(&call_forwarding(&first, b_id)).unwrap()["parent_id"],
+        b["id"]
+    );
+    assert_eq!(
+        sidecar.request(&call_forwarding(&first, a_id)).unwrap()["parent_id"],
+        a["id"]
+    );
+    // An app that forwards nothing naming its segment: the latest segment of the trace.
+    let bare = same_pod(&first, TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_header("x-b3-traceid", TRACE)
+        .with_header("x-b3-spanid", "00000000000000aa")
+        .with_header("x-b3-sampled", "1");
+    assert_eq!(sidecar.request(&bare).unwrap()["parent_id"], b["id"]);
+}
+
+/// A retry: the same caller span arrives twice; each attempt's calls stay with it.
+#[test]
+fn a_retried_request_keeps_each_attempts_calls() {
+    let attempt = inbound_of_trace(&pod(INBOUND), "00000000000000c1");
+    let mut sidecar = Sidecar::new(&attempt, FilterConfig::default());
+    let first = sidecar.request(&attempt).unwrap();
+    let retry = inbound_of_trace(&attempt, "00000000000000c1");
+    let second = sidecar.request(&retry).unwrap();
+    assert_eq!(first["parent_id"], second["parent_id"]);
+    let late_call = call_forwarding(&attempt, first["id"].as_str().unwrap());
+    assert_eq!(
+        sidecar.request(&late_call).unwrap()["parent_id"],
+        first["id"]
+    );
+}
+
+/// A pod calling itself: A calls out, the call comes back in as B; B's calls
+/// hang under B and A's later calls still under A. Envoy's Zipkin tracer
+/// rewriting `x-b3-spanid` does not change that (`traceparent` survives it).
+#[test]
+fn a_pod_calling_itself_keeps_both_segments_apart() {
+    let a_in = inbound_of_trace(&pod(INBOUND), "00000000000000c1");
+    let mut sidecar = Sidecar::new(&a_in, FilterConfig::default());
+    let a = sidecar.request(&a_in).unwrap();
+    let a_id = a["id"].as_str().unwrap();
+    let self_call = call_forwarding(&a_in, a_id);
+    let s1 = sidecar.request(&self_call).unwrap();
+    assert_eq!(s1["parent_id"], a["id"]);
+    // The call arrives back at the same sidecar, with what the outbound side wrote.
+    let b_in = same_pod(&a_in, INBOUND)
+        .with_header("traceparent", &self_call.header("traceparent").unwrap());
+    let b = sidecar.request(&b_in).unwrap();
+    assert_eq!(b["parent_id"], s1["id"]);
+    let b_id = b["id"].as_str().unwrap();
+    let zipkin_rewrote_b3 = call_forwarding(&a_in, b_id)
+        .with_header("x-b3-traceid", TRACE)
+        .with_header("x-b3-spanid", "00000000000000ee")
+        .with_header("x-b3-sampled", "1");
+    assert_eq!(
+        sidecar.request(&zipkin_rewrote_b3).unwrap()["parent_id"],
+        b["id"]
+    );
+    assert_eq!(
+        sidecar.request(&call_forwarding(&a_in, a_id)).unwrap()["parent_id"],
+        a["id"]
+    );
+}
+
+/// A gateway (node id `router~`) has no app: every request is the root segment
+/// of its trace, named after the gateway, with the request's http block and the
+/// response's status flags, and the call to the service inside.
+#[test]
+fn a_gateways_root_segment_carries_the_request_and_its_outcome() {
+    let gateway = |code: i64, flags: i64| {
+        pod("outbound|9080||productpage.default.svc.cluster.local")
+            .with_property(
+                "xds.node.id",
+                "router~10.0.0.9~istio-ingressgateway-5d9.istio-system~istio-system.svc.cluster.local",
+            )
+            .with_property("xds.node.metadata.LABELS.service.istio.io/canonical-name", "istio-ingressgateway")
+            .with_property("xds.node.metadata.NAMESPACE", "istio-system")
+            .with_header(":authority", "shop.example.com")
+            .with_header("user-agent", "curl/8")
+            .with_header(
+                "x-amzn-trace-id",
+                &format!("Root=1-{NOW:08x}-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"),
+            )
+            .with_int_property("response.code", code)
+            .with_int_property("response.flags", flags)
+    };
+    let host = gateway(503, 0x20);
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    assert!(doc.get("type").is_none(), "a segment: {doc}");
+    assert_eq!(doc["name"], "istio-ingressgateway");
+    assert_eq!(
+        doc["parent_id"], "53995c3f42cd8ad8",
+        "the external caller's span"
+    );
+    assert_eq!(
+        doc["http"]["request"]["url"],
+        "http://shop.example.com/productpage"
+    );
+    assert_eq!(doc["http"]["request"]["method"], "GET");
+    assert_eq!(doc["http"]["request"]["client_ip"], "10.0.0.7");
+    assert_eq!(doc["http"]["request"]["user_agent"], "curl/8");
+    assert_eq!(doc["http"]["response"]["status"], 503);
+    assert_eq!(doc["fault"], true);
+    assert_eq!(doc["annotations"]["response_flags"], "UF");
+    let call = &doc["subsegments"][0];
+    assert_eq!(call["name"], "productpage");
+    assert_eq!(call["fault"], true);
+    assert_eq!(
+        call["cause"]["exceptions"][0]["message"],
+        "upstream connection failure (UF)"
+    );
+    // The app's next hop names the call inside the gateway's segment.
+    assert!(
+        host.header("x-amzn-trace-id")
+            .unwrap()
+            .contains(call["id"].as_str().unwrap())
+    );
+
+    let throttled = gateway(429, 0);
+    let doc = sidecar.request(&throttled).unwrap();
+    assert_eq!(
+        (doc["error"].clone(), doc["throttle"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+}
+
+/// gRPC: HTTP 200 with `grpc-status` in the trailers (or the headers of a
+/// trailers-only answer) marks the document and records the code.
+#[test]
+fn grpc_status_marks_the_call() {
+    let grpc_call = || {
+        pod(TO_REVIEWS)
+            .with_header(":authority", "reviews:9080")
+            .with_header("content-type", "application/grpc+proto")
+    };
+    let mut sidecar = Sidecar::new(&grpc_call(), FilterConfig::default());
+    let unavailable = grpc_call()
+        .with_response_trailer("grpc-status", "14")
+        .with_response_trailer("grpc-message", "connection refused");
+    let doc = sidecar.request(&unavailable).unwrap();
+    let call = &doc["subsegments"][0];
+    assert_eq!(call["http"]["response"]["status"], 200);
+    assert_eq!(call["fault"], true);
+    assert_eq!(call["annotations"]["grpc_status"], 14);
+    assert_eq!(
+        call["cause"]["exceptions"][0]["message"],
+        "gRPC UNAVAILABLE (14): connection refused"
+    );
+    assert_eq!(doc["fault"], true, "the root segment too");
+
+    let trailers_only = grpc_call().with_response_header("grpc-status", "8");
+    let call = sidecar.request(&trailers_only).unwrap()["subsegments"][0].clone();
+    assert_eq!(
+        (call["throttle"].clone(), call["error"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    assert!(call.get("fault").is_none());
+
+    let ok = grpc_call().with_response_trailer("grpc-status", "0");
+    let call = sidecar.request(&ok).unwrap()["subsegments"][0].clone();
+    assert_eq!(call["annotations"]["grpc_status"], 0);
+    assert!(
+        call.get("fault").is_none() && call.get("error").is_none() && call.get("cause").is_none()
+    );
+
+    // Not a gRPC request: grpc-status is not even read.
+    let plain = pod(TO_REVIEWS)
+        .with_header(":authority", "reviews:9080")
+        .with_response_trailer("grpc-status", "14");
+    let call = sidecar.request(&plain).unwrap()["subsegments"][0].clone();
+    assert!(call.get("fault").is_none());
+}
+
+/// A request something before the filter answered (RBAC 403, local rate limit
+/// 429): the log phase reads the request and builds its segment, linked under
+/// the caller's subsegment, writing no header.
+#[test]
+fn requests_answered_before_the_filter_get_their_segment() {
+    let denied = pod(INBOUND)
+        .with_header(":authority", "reviews:9080")
+        .with_header(
+            "x-amzn-trace-id",
+            &format!("Root=1-{NOW:08x}-0123456789abcdef01234567;Parent=00000000000000c1;Sampled=1"),
+        )
+        .with_int_property("response.code", 403);
+    let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
+    let json = tracer::on_log_unseen(
+        &denied,
+        &sidecar.config,
+        &sidecar.workload,
+        &sidecar.metrics,
+        &mut sidecar.random,
+    )
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        doc["trace_id"],
+        format!("1-{NOW:08x}-0123456789abcdef01234567")
+    );
+    assert_eq!(doc["parent_id"], "00000000000000c1");
+    assert_eq!(doc["http"]["response"]["status"], 403);
+    assert_eq!(doc["error"], true);
+    assert_eq!(
+        doc["http"]["request"]["url"],
+        "http://reviews:9080/productpage"
+    );
+    assert!(denied.header_writes.borrow().is_empty());
+
+    let limited = pod(INBOUND)
+        .with_int_property("response.code", 429)
+        .with_int_property("response.flags", 0x800);
+    let json = tracer::on_log_unseen(
+        &limited,
+        &sidecar.config,
+        &sidecar.workload,
+        &sidecar.metrics,
+        &mut sidecar.random,
+    )
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["throttle"], true);
+    assert_eq!(doc["annotations"]["response_flags"], "RL");
+    assert_eq!(
+        doc["cause"]["exceptions"][0]["message"],
+        "rate limited locally (RL)"
+    );
+
+    // The filter's own posts and unsampled requests stay without a document.
+    let unsampled = pod(INBOUND).with_header("x-b3-sampled", "0");
+    assert!(
+        tracer::on_log_unseen(
+            &unsampled,
+            &sidecar.config,
+            &sidecar.workload,
+            &sidecar.metrics,
+            &mut sidecar.random
+        )
+        .is_none()
+    );
+}
+
+/// `service_name_format`: a segment and the subsegments calling it agree.
+#[test]
+fn service_name_format_names_segments_and_their_callers_alike() {
+    let config =
+        FilterConfig::parse(br#"{"service_name_format":"{service}.{namespace}"}"#).unwrap();
+    let host = pod(INBOUND);
+    let mut sidecar = Sidecar::new(&host, config);
+    assert_eq!(
+        sidecar.request(&host).unwrap()["name"],
+        "productpage.default"
+    );
+    let call = same_pod(&host, "outbound|9080||reviews.prod.svc.cluster.local")
+        .with_header(":authority", "reviews.prod:9080");
+    assert_eq!(
+        sidecar.request(&call).unwrap()["subsegments"][0]["name"],
+        "reviews.prod"
+    );
+    let external = same_pod(&host, "outbound|443||api.example.com")
+        .with_header(":authority", "api.example.com");
+    assert_eq!(
+        sidecar.request(&external).unwrap()["subsegments"][0]["name"],
+        "api.example.com"
+    );
 }
