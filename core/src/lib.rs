@@ -12,6 +12,7 @@
 //! - [`grpc`]: gRPC status codes and their X-Ray meaning.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
+//! - [`trace`]: stored traces read back: document tree, text rendering, service graph.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,4 +22,5 @@ pub mod ids;
 pub mod limits;
 pub mod propagation;
 pub mod segment;
+pub mod trace;
 pub mod validate;

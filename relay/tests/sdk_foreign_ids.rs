@@ -22,11 +22,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Relay, now_secs, read_lines, segment, temp_dir, test_config};
+use common::{Relay, read_lines, segment, test_config};
 use meshray_relay::epoch_cache::redis::{RedisEpochCache, key};
 use meshray_relay::epoch_cache::{EpochCache, Resolved};
 use meshray_relay::{Config, EpochCacheKind, ForeignIds, SinkKind};
-use redis_control::{ControlledRedis, RedisOptions};
+use meshray_test_support::ids::now_secs;
+use redis_control::{ControlledRedis, RedisOptions, temp_dir};
 use serde_json::Value;
 
 /// The two foreign ids a mesh produces: a 64-bit B3 id (left-padded to 128 bits) and a
@@ -90,7 +91,12 @@ async fn wait_accepted(relay: &Relay, n: usize) {
 /// Posts one document and checks it was accepted.
 async fn post_one(relay: &Relay, document: Value) {
     let response = relay.post_segments(&Value::Array(vec![document])).await;
-    assert_eq!(response.json()["accepted"], 1, "{}", response.body);
+    assert_eq!(
+        response.json().unwrap()["accepted"],
+        1,
+        "{}",
+        response.text()
+    );
 }
 
 /// Checks that each trace's `count` documents all got `1-{epoch of start}-{last 24}`.

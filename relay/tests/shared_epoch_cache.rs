@@ -19,13 +19,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{
-    Moto, Relay, now_secs, read_lines, segment, temp_dir, test_config, trace_documents,
-    wait_for_trace,
-};
+use common::{Relay, read_lines, segment, test_config};
 use meshray_relay::config::{CaCertificates, Secret};
 use meshray_relay::{Config, EpochCacheKind, SinkKind};
-use redis_control::{ControlledRedis, RedisOptions};
+use meshray_test_support::ids::{new_xray_trace_id, now_secs};
+use meshray_test_support::moto::Moto;
+use redis_control::{ControlledRedis, RedisOptions, temp_dir};
 use serde_json::Value;
 
 /// A foreign 32-hex id: random, with its first 8 hex digits a time before 2004 (so it
@@ -67,8 +66,13 @@ fn shared_config(url: &str) -> Config {
 async fn post_all(relay: &Relay, documents: Vec<Value>) {
     let n = documents.len();
     let response = relay.post_segments(&Value::Array(documents)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(response.json()["accepted"], n, "{}", response.body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.json().unwrap()["accepted"],
+        n,
+        "{}",
+        response.text()
+    );
 }
 
 /// Three replicas on one Redis: the documents of each foreign trace are spread across
@@ -80,7 +84,7 @@ async fn post_all(relay: &Relay, documents: Vec<Value>) {
 async fn three_replicas_one_xray_trace_per_foreign_trace() {
     let dir = temp_dir("ha-xray");
     let redis = ControlledRedis::start(&dir, RedisOptions::default()).await;
-    let moto = Moto::start().await;
+    let moto = Moto::start(&dir).await.unwrap();
     let client = moto.client();
     let mut relays = Vec::new();
     for _ in 0..3 {
@@ -213,7 +217,7 @@ async fn one_round_trip_per_batch() {
         foreign_traces += traces.len();
     }
     for _ in 0..3 {
-        let xray = common::xray_trace_id();
+        let xray = new_xray_trace_id();
         post_all(
             &relay,
             vec![segment("a", &xray, start), segment("b", &xray, start)],
@@ -222,7 +226,7 @@ async fn one_round_trip_per_batch() {
         documents += 2;
     }
     let mixed = vec![
-        segment("a", &common::xray_trace_id(), start),
+        segment("a", &new_xray_trace_id(), start),
         segment("b", &foreign_id(), start),
     ];
     post_all(&relay, mixed).await;
@@ -280,7 +284,7 @@ async fn redis_outage_loses_nothing_and_sharing_comes_back() {
     let mut foreign_on_a = 0;
     for round in 0..5 {
         let t = foreign_id();
-        let xray = common::xray_trace_id();
+        let xray = new_xray_trace_id();
         let batch = vec![
             segment("productpage", &t, start + f64::from(round)),
             segment("productpage", &xray, start),
@@ -502,6 +506,37 @@ async fn starts_while_redis_is_down() {
     assert!(shared, "the relay never asked Redis once it was up");
     relay.stop().await.unwrap();
     assert_eq!(read_lines(&out).len(), sent);
+}
+
+/// The documents of `trace_id` stored in X-Ray (empty if none yet).
+async fn trace_documents(client: &aws_sdk_xray::Client, trace_id: &str) -> Vec<Value> {
+    let output = client
+        .batch_get_traces()
+        .trace_ids(trace_id)
+        .send()
+        .await
+        .unwrap();
+    output
+        .traces()
+        .iter()
+        .filter(|t| t.id() == Some(trace_id))
+        .flat_map(|t| t.segments())
+        .filter_map(|s| s.document())
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// Polls until `trace_id` has `count` documents in X-Ray (20 s at most).
+async fn wait_for_trace(client: &aws_sdk_xray::Client, trace_id: &str, count: usize) -> Vec<Value> {
+    let mut documents = Vec::new();
+    for _ in 0..200 {
+        documents = trace_documents(client, trace_id).await;
+        if documents.len() >= count {
+            return documents;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    documents
 }
 
 /// Waits for every future (in order; they run concurrently as tasks on the runtime).

@@ -214,6 +214,20 @@ impl ControlledRedis {
     }
 }
 
+/// A fresh, empty directory for one test (left behind for inspection).
+pub fn temp_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "meshray-relay-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Makes `ca.pem`/`ca.key` and `server.pem`/`server.key` (for IP 127.0.0.1) in `dir`.
 fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
