@@ -2,10 +2,13 @@
 //! `namespace: "remote"` subsegment inside or under segment A, and a segment B whose
 //! `parent_id` is that subsegment's id, make the edge A → B. This is what the harness and
 //! `meshray view` fall back on when `GetServiceGraph` answers nothing (moto never does).
+//! [`Trace::calls`] is that derivation; the edges and the service map
+//! ([`super::map`]) are built from it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::document::Document;
 use super::tree::Trace;
 
 /// A directed edge of the service graph.
@@ -33,21 +36,59 @@ impl fmt::Display for Edge {
     }
 }
 
+/// One call from a service to another, as the documents show it: a remote subsegment in
+/// the caller's segment, and the callee's segment when it names that subsegment as parent
+/// (absent for a callee that is not traced, e.g. an external API).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The caller's segment.
+    pub caller: &'a Document,
+    /// The remote subsegment: the call as the caller saw it.
+    pub subsegment: &'a Document,
+    /// The callee's segment, if it was traced and linked.
+    pub callee: Option<&'a Document>,
+}
+
 impl Trace {
-    /// Service-graph edges: for each remote subsegment under segment A and each segment B
-    /// whose `parent_id` is that subsegment, the edge A → B.
-    pub fn edges(&self) -> Vec<Edge> {
-        let mut edges = Vec::new();
+    /// Every call of the trace: each remote subsegment under segment A, with the segment B
+    /// whose `parent_id` is that subsegment (one call per such B, or one with no callee).
+    pub fn calls(&self) -> Vec<Call<'_>> {
+        let segments = self.segments();
+        let mut calls = Vec::new();
         for sub in self.remote_subsegments() {
             let Some(caller) = self.enclosing_segment(&sub.id) else {
                 continue;
             };
-            for callee in self.segments() {
-                if callee.parent_id.as_deref() == Some(sub.id.as_str()) {
-                    edges.push(Edge::new(&caller.name, &callee.name));
-                }
+            let mut linked = segments
+                .iter()
+                .filter(|callee| callee.parent_id.as_deref() == Some(sub.id.as_str()))
+                .peekable();
+            if linked.peek().is_none() {
+                calls.push(Call {
+                    caller,
+                    subsegment: sub,
+                    callee: None,
+                });
+            }
+            for callee in linked {
+                calls.push(Call {
+                    caller,
+                    subsegment: sub,
+                    callee: Some(callee),
+                });
             }
         }
+        calls
+    }
+
+    /// Service-graph edges: for each remote subsegment under segment A and each segment B
+    /// whose `parent_id` is that subsegment, the edge A → B.
+    pub fn edges(&self) -> Vec<Edge> {
+        let mut edges: Vec<Edge> = self
+            .calls()
+            .into_iter()
+            .filter_map(|call| Some(Edge::new(&call.caller.name, &call.callee?.name)))
+            .collect();
         edges.sort();
         edges
     }
