@@ -290,18 +290,32 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
         traces: AFTER_RESTART,
         documents_per_trace: BOOKINFO_DOCUMENTS,
     };
-    let collected = xray::wait_for_traces(
-        mesh.xray(),
-        restarted,
-        expect,
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    )
-    .await;
     let since = restarted
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
+    // The sidecars retry their buffered backlog first, so traces from before the outage
+    // arrive in the window too: wait until the requests sent after the restart are in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let collected = loop {
+        let collected = xray::wait_for_traces(
+            mesh.xray(),
+            restarted,
+            expect,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
+        .await;
+        let fresh = collected
+            .traces
+            .iter()
+            .filter(|t| t.start_time() >= since)
+            .count();
+        if fresh >= AFTER_RESTART || std::time::Instant::now() >= deadline {
+            break collected;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let fresh: Vec<_> = collected
         .traces
         .iter()
