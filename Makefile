@@ -34,7 +34,7 @@ export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench \
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
 	clean-tools help wasm-image relay-image image-tools install uninstall
 
 all: build
@@ -56,8 +56,9 @@ define apt-install
 endef
 
 # Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
-# buildah + skopeo (the filter's OCI image, built and checked by `make test`).
-APT_PACKAGES := redis-server buildah skopeo
+# openssl (the tests make a private CA for Redis over TLS); buildah + skopeo (the filter's
+# OCI image, built and checked by `make test`).
+APT_PACKAGES := redis-server openssl buildah skopeo
 system-tools:
 	$(call apt-install,$(APT_PACKAGES))
 
@@ -155,6 +156,12 @@ bench: tools bench-tools wasm bench-micro
 bench-micro:
 	$(CARGO) bench -p meshray-core --bench hot_paths --no-run
 	taskset -c 1 $(CARGO) bench -p meshray-core --bench hot_paths -- --warm-up-time 1 --measurement-time 3
+
+## bench-epoch-cache: the relay's throughput with the Redis epoch cache vs the memory cache in
+## one run, and Redis round trips per batch (docs/BENCHMARKS.md, "Epoch cache"). Loopback; ~2 minutes.
+bench-epoch-cache: tools bench-tools
+	$(CARGO) build --release -p meshray-relay --bins
+	bench/epoch-cache/run.sh
 
 ## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
 demo: tools build

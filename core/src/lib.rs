@@ -13,6 +13,7 @@
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
 //! - [`response_flags`]: Envoy response flag codes and what they mean for X-Ray.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
+//! - [`trace`]: stored traces read back: document tree, text rendering, service graph.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,4 +24,5 @@ pub mod limits;
 pub mod propagation;
 pub mod response_flags;
 pub mod segment;
+pub mod trace;
 pub mod validate;

@@ -2,8 +2,11 @@
 //! send to the relay: each datagram is a header line `{"format":"json","version":1}`,
 //! a newline, and one segment document. Documents take the same ingest path as
 //! `POST /v1/segments`; a datagram that cannot be queued is dropped and counted (UDP has
-//! no way to answer).
+//! no way to answer). Datagrams that are already waiting when one arrives join it in one
+//! ingest batch (at most [`MAX_DATAGRAMS_PER_BATCH`]), so a burst of SDK documents with
+//! foreign ids costs one epoch cache round trip, not one per datagram.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -16,6 +19,8 @@ use crate::metrics::{Metrics, endpoint, refuse, reject};
 
 /// Largest datagram read; X-Ray documents are at most 64 KiB plus the header.
 const MAX_DATAGRAM_BYTES: usize = 65_536 + 64;
+/// Most datagrams taken into one ingest batch.
+pub const MAX_DATAGRAMS_PER_BATCH: usize = 50;
 
 /// Why a datagram was not a daemon-protocol document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,36 +73,74 @@ pub async fn serve(
             _ = &mut stop => return,
             received = socket.recv_from(&mut buffer) => received,
         };
+        let mut batch = Batch::default();
+        batch.take(received, &buffer, &metrics);
+        // What has already arrived joins this batch, without waiting for more.
+        while batch.peers.len() < MAX_DATAGRAMS_PER_BATCH {
+            match socket.try_recv_from(&mut buffer) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                received => batch.take(received, &buffer, &metrics),
+            }
+        }
+        if batch.documents.is_empty() {
+            continue;
+        }
+        let Batch { documents, peers } = batch;
+        let n = documents.len();
+        metrics.endpoint_received(endpoint::DAEMON, n);
+        match ingest.submit(documents).await {
+            Ok(report) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());
+                for rejection in report.rejected {
+                    let peer = peers.get(rejection.index);
+                    debug!(?peer, error = %rejection.error, "Dropping an invalid document from a datagram.");
+                }
+            }
+            Err(e) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, e.reason(), n);
+                debug!(documents = n, error = %e, "Dropping datagram documents.");
+            }
+        }
+    }
+}
+
+/// The documents of the datagrams taken so far, with their senders.
+#[derive(Default)]
+struct Batch {
+    /// Parsed documents, in arrival order.
+    documents: Vec<Value>,
+    /// The sender of each document.
+    peers: Vec<SocketAddr>,
+}
+
+impl Batch {
+    /// Adds the datagram in `buffer` (as `received` reports it), or counts it as
+    /// invalid.
+    fn take(
+        &mut self,
+        received: std::io::Result<(usize, SocketAddr)>,
+        buffer: &[u8],
+        metrics: &Metrics,
+    ) {
         let (len, peer) = match received {
             Ok(received) => received,
             Err(e) => {
                 // Typically ICMP errors surfacing on the socket; the socket stays usable.
                 debug!(error = %e, "Receiving a datagram failed.");
-                continue;
+                return;
             }
         };
-        let document = match parse_datagram(buffer.get(..len).unwrap_or_default()) {
-            Ok(document) => document,
+        match parse_datagram(buffer.get(..len).unwrap_or_default()) {
+            Ok(document) => {
+                self.documents.push(document);
+                self.peers.push(peer);
+            }
             Err(e) => {
                 metrics.received.inc();
                 metrics.reject(reject::INVALID, 1);
                 metrics.endpoint_received(endpoint::DAEMON, 1);
                 metrics.endpoint_rejected(endpoint::DAEMON, refuse::MALFORMED, 1);
                 debug!(%peer, error = %e, "Dropping a datagram.");
-                continue;
-            }
-        };
-        metrics.endpoint_received(endpoint::DAEMON, 1);
-        match ingest.submit(vec![document]).await {
-            Ok(report) => {
-                metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());
-                for rejection in report.rejected {
-                    debug!(%peer, error = %rejection.error, "Dropping an invalid document from a datagram.");
-                }
-            }
-            Err(e) => {
-                metrics.endpoint_rejected(endpoint::DAEMON, e.reason(), 1);
-                debug!(%peer, error = %e, "Dropping a datagram document.");
             }
         }
     }

@@ -49,7 +49,7 @@ pub enum RelayError {
     /// The X-Ray client could not be built.
     #[error(transparent)]
     Xray(#[from] ClientError),
-    /// The epoch cache could not be reached at start.
+    /// The epoch cache URL or certificates cannot be used.
     #[error(transparent)]
     EpochCache(#[from] EpochCacheError),
 }

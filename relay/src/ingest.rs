@@ -4,11 +4,22 @@
 //! 1. validate each document on its own (meshray-core): a bad one is rejected with its
 //!    index and message, the others go on;
 //! 2. reserve room in the queue for all the valid ones, or refuse the request;
-//! 3. resolve the epochs of foreign trace ids with one epoch cache call;
-//! 4. serialise and queue.
+//! 3. queue the documents whose X-Ray trace id is final: they never wait on the cache;
+//! 4. give the others (foreign ids) their X-Ray id: with `--foreign-ids epoch`, the
+//!    epoch of the trace's first document, from one epoch cache call for the whole batch;
+//!    with `passthrough`, `1-{first 8 hex}-{last 24 hex}` of the id as it came;
+//! 5. serialise and queue them.
+//!
+//! A trace id is *foreign* when it is raw hex (16 or 32 digits, as the filter sends ids
+//! it could not turn into X-Ray ids) or X-Ray-shaped with an epoch outside the window
+//! (`[now − 28 days, now + 5 min]`): an X-Ray SDK app behind a sidecar reports under
+//! `Root=1-{first 8}-{last 24}` of the foreign id it received. Both forms of one id
+//! have the same cache key (the 128-bit id), so they end up in the same X-Ray trace.
+//! An epoch cache that cannot answer never refuses a batch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use meshray_core::ids::TraceId;
 use meshray_core::limits::MAX_DOCUMENT_BYTES;
@@ -16,9 +27,15 @@ use meshray_core::validate::{DocumentTrace, ValidDocument, validate_document};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::epoch_cache::{EpochCache, EpochCacheError};
+use tracing::warn;
+
+use crate::config::ForeignIds;
+use crate::epoch_cache::{EpochCache, Resolved};
 use crate::metrics::{Metrics, as_u64, reject};
 use crate::queue::{QueueError, QueueSender, QueuedDocument};
+
+/// One reserved queue slot.
+type Permit<'a> = tokio::sync::mpsc::Permit<'a, QueuedDocument>;
 
 /// One document that was not accepted, as reported to the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,9 +79,6 @@ pub enum IngestError {
     /// The relay is shutting down.
     #[error("the relay is shutting down; retry against another replica")]
     Draining,
-    /// Foreign ids could not be resolved.
-    #[error(transparent)]
-    EpochCache(#[from] EpochCacheError),
 }
 
 impl IngestError {
@@ -72,7 +86,6 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             IngestError::Draining => reject::DRAINING,
-            IngestError::EpochCache(_) => reject::EPOCH_CACHE,
             IngestError::QueueFull { .. } | IngestError::BatchLargerThanQueue { .. } => {
                 reject::QUEUE_FULL
             }
@@ -87,6 +100,8 @@ pub struct Ingest {
     queue: QueueSender,
     /// Binds foreign trace ids to epochs.
     cache: Arc<dyn EpochCache>,
+    /// How foreign trace ids become X-Ray ids.
+    foreign_ids: ForeignIds,
     /// Counters.
     metrics: Arc<Metrics>,
     /// Set once shutdown began: new batches are refused with [`IngestError::Draining`].
@@ -103,14 +118,21 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    /// Ingest into `queue`, resolving foreign ids through `cache`.
+    /// Ingest into `queue`, resolving foreign ids through `cache` (`--foreign-ids epoch`).
     pub fn new(queue: QueueSender, cache: Arc<dyn EpochCache>, metrics: Arc<Metrics>) -> Self {
         Ingest {
             queue,
             cache,
+            foreign_ids: ForeignIds::Epoch,
             metrics,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// Sets how foreign trace ids become X-Ray ids.
+    pub fn with_foreign_ids(mut self, foreign_ids: ForeignIds) -> Self {
+        self.foreign_ids = foreign_ids;
+        self
     }
 
     /// Refuses every batch from now on.
@@ -167,33 +189,57 @@ impl Ingest {
             }
         };
 
-        if let Err(error) = self.resolve_epochs(&mut valid).await {
-            self.metrics.reject(reject::EPOCH_CACHE, needed);
-            return Err(error.into());
-        }
-
+        let mut permits = reservation;
         let mut accepted = 0;
-        for ((index, document), permit) in valid.into_iter().zip(reservation) {
-            let id = document.id().to_owned();
-            let json = document.into_json_string();
-            // The resolved X-Ray id is 3 characters longer than a raw 32-hex id.
-            if json.len() > MAX_DOCUMENT_BYTES {
-                rejected.push(Rejection {
-                    index,
-                    error: format!(
-                        "document is {} bytes with its X-Ray trace id, more than X-Ray's limit of {MAX_DOCUMENT_BYTES}",
-                        json.len()
-                    ),
-                });
-                self.metrics.reject(reject::INVALID, 1);
-                continue;
+        let now_secs = unix_now_secs();
+        // Documents whose X-Ray id is final go first: they never wait on the epoch cache.
+        let mut foreign: Vec<(usize, ValidDocument, TraceId)> = Vec::new();
+        for (index, document) in valid {
+            match foreign_id(document.trace(), now_secs) {
+                Some(raw) => foreign.push((index, document, raw)),
+                None => accepted += self.queue_one(index, document, permits.next(), &mut rejected),
             }
-            permit.send(QueuedDocument { id: Some(id), json });
-            accepted += 1;
+        }
+        self.resolve_foreign(&mut foreign).await;
+        for (index, document, _) in foreign {
+            accepted += self.queue_one(index, document, permits.next(), &mut rejected);
         }
         rejected.sort_by_key(|r| r.index);
         self.metrics.accepted.inc_by(as_u64(accepted));
         Ok(Report { accepted, rejected })
+    }
+
+    /// Serialises `document` into its reserved slot; 1 if it was queued, 0 if it is too
+    /// large (reported in `rejected`).
+    fn queue_one(
+        &self,
+        index: usize,
+        document: ValidDocument,
+        permit: Option<Permit<'_>>,
+        rejected: &mut Vec<Rejection>,
+    ) -> usize {
+        let id = document.id().to_owned();
+        let json = document.into_json_string();
+        // The resolved X-Ray id is 3 characters longer than a raw 32-hex id.
+        if json.len() > MAX_DOCUMENT_BYTES {
+            rejected.push(Rejection {
+                index,
+                error: format!(
+                    "document is {} bytes with its X-Ray trace id, more than X-Ray's limit of {MAX_DOCUMENT_BYTES}",
+                    json.len()
+                ),
+            });
+            self.metrics.reject(reject::INVALID, 1);
+            return 0;
+        }
+        // One slot was reserved per valid document, so there is always a permit.
+        match permit {
+            Some(permit) => {
+                permit.send(QueuedDocument { id: Some(id), json });
+                1
+            }
+            None => 0,
+        }
     }
 
     /// Reserves room for `needed` documents.
@@ -211,35 +257,73 @@ impl Ingest {
         })
     }
 
-    /// Gives every document with a foreign trace id its X-Ray id, with one cache call.
-    async fn resolve_epochs(
-        &self,
-        documents: &mut [(usize, ValidDocument)],
-    ) -> Result<(), EpochCacheError> {
-        let mut foreign: Vec<(usize, TraceId)> = Vec::new();
-        let mut keys: Vec<(u128, u32)> = Vec::new();
-        for (position, (_, document)) in documents.iter().enumerate() {
-            if let DocumentTrace::Foreign(raw) = document.trace() {
-                foreign.push((position, *raw));
-                keys.push((raw.value(), epoch_of(document.start_time())));
+    /// Gives every document with a foreign trace id its X-Ray id: with one cache call
+    /// for the batch (`epoch`), or by splitting the id (`passthrough`).
+    async fn resolve_foreign(&self, documents: &mut [(usize, ValidDocument, TraceId)]) {
+        if documents.is_empty() {
+            return;
+        }
+        if self.foreign_ids == ForeignIds::Passthrough {
+            for (_, document, raw) in documents.iter_mut() {
+                document.set_trace_id(&raw.with_epoch(high_32_bits(raw)));
             }
+            return;
         }
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let resolved = self.cache.resolve_batch(&keys).await?;
-        for ((position, raw), answer) in foreign.into_iter().zip(resolved) {
+        let keys: Vec<(u128, u32)> = documents
+            .iter()
+            .map(|(_, document, raw)| (raw.value(), epoch_of(document.start_time())))
+            .collect();
+        let resolved = match self.cache.resolve_batch(&keys).await {
+            Ok(resolved) if resolved.len() == keys.len() => resolved,
+            // The shared cache falls back on its own; this is for a backend that cannot:
+            // each id keeps its own document's epoch rather than the batch being lost.
+            other => {
+                let error = other.err().map(|e| e.to_string());
+                warn!(
+                    error = error.as_deref().unwrap_or("wrong number of answers"),
+                    documents = keys.len(),
+                    "The epoch cache could not resolve a batch; using each document's own epoch."
+                );
+                self.metrics.epoch_cache_fallback.inc_by(as_u64(keys.len()));
+                keys.iter()
+                    .map(|&(_, candidate)| Resolved::miss(candidate))
+                    .collect()
+            }
+        };
+        for ((_, document, raw), answer) in documents.iter_mut().zip(resolved) {
             if answer.hit {
                 self.metrics.epoch_cache_hits.inc();
             } else {
                 self.metrics.epoch_cache_misses.inc();
             }
-            if let Some((_, document)) = documents.get_mut(position) {
-                document.set_trace_id(&raw.with_epoch(answer.epoch));
-            }
+            document.set_trace_id(&raw.with_epoch(answer.epoch));
         }
-        Ok(())
     }
+}
+
+/// The raw id behind a document's trace id if it has no usable epoch: a raw hex id, or
+/// an X-Ray-shaped id whose epoch lies outside the window around `now_secs` (the same
+/// 128 bits, so the same cache key). `None`: the X-Ray id is final.
+pub fn foreign_id(trace: &DocumentTrace, now_secs: u64) -> Option<TraceId> {
+    match trace {
+        DocumentTrace::Foreign(raw) => Some(*raw),
+        DocumentTrace::Xray(xray) => {
+            let raw = xray.to_trace_id();
+            raw.embedded_epoch(now_secs).is_none().then_some(raw)
+        }
+    }
+}
+
+/// The first 32 of an id's 128 bits: what `passthrough` puts where the epoch goes.
+fn high_32_bits(raw: &TraceId) -> u32 {
+    u32::try_from(raw.value() >> 96).unwrap_or(u32::MAX)
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// The epoch a document proposes for its trace: `floor(start_time)`, saturated to `u32`.
@@ -389,6 +473,219 @@ mod tests {
         // Invalid-only batches still get their report.
         let report = ingest.submit(vec![json!(1)]).await.unwrap();
         assert_eq!(report.rejected.len(), 1);
+    }
+
+    /// A cache that answers only when told to, or fails.
+    struct ScriptedCache {
+        /// Released once per batch to answer.
+        release: tokio::sync::Semaphore,
+        /// Whether to answer with an error.
+        fail: bool,
+    }
+
+    impl EpochCache for ScriptedCache {
+        fn resolve_batch<'a>(
+            &'a self,
+            entries: &'a [(u128, u32)],
+        ) -> crate::epoch_cache::BoxFuture<
+            'a,
+            Result<Vec<Resolved>, crate::epoch_cache::EpochCacheError>,
+        > {
+            Box::pin(async move {
+                self.release.acquire().await.unwrap().forget();
+                if self.fail {
+                    return Err(crate::epoch_cache::EpochCacheError::ReplyCount {
+                        sent: 1,
+                        got: 0,
+                    });
+                }
+                Ok(entries.iter().map(|&(_, c)| Resolved::miss(c)).collect())
+            })
+        }
+    }
+
+    /// An ingest whose cache is scripted.
+    fn scripted_ingest(
+        fail: bool,
+    ) -> (Arc<Ingest>, QueueReceiver, Arc<Metrics>, Arc<ScriptedCache>) {
+        let (tx, rx) = queue::channel(10);
+        let metrics = Arc::new(Metrics::new());
+        let cache = Arc::new(ScriptedCache {
+            release: tokio::sync::Semaphore::new(0),
+            fail,
+        });
+        let ingest = Arc::new(Ingest::new(tx, cache.clone(), metrics.clone()));
+        (ingest, rx, metrics, cache)
+    }
+
+    /// Now, as epoch seconds with a fraction.
+    fn now() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    /// An X-Ray-shaped id whose epoch is outside the window is the raw id it came from:
+    /// the SDK app's document and the sidecar's land in one trace; an id in the window
+    /// is left alone.
+    #[tokio::test]
+    async fn xray_shaped_ids_outside_the_window_are_foreign() {
+        let (ingest, mut rx, metrics) = ingest(10);
+        let start = now();
+        let epoch = epoch_of(start);
+        let in_window = format!("1-{epoch:08x}-0123456789abcdef01234567");
+        ingest
+            .submit(vec![
+                // A 64-bit B3 id as the filter sends it, and as an SDK app reports it.
+                segment(
+                    "70de5b6f19ff9a01",
+                    "0000000000000000463ac35c9f6413ad",
+                    start,
+                ),
+                segment(
+                    "70de5b6f19ff9a02",
+                    "1-00000000-00000000463ac35c9f6413ad",
+                    start + 9.0,
+                ),
+                // A random W3C id (its first 8 hex read as 2010), in both forms.
+                segment(
+                    "70de5b6f19ff9a03",
+                    "1-4bf92f35-77b34da6a3ce929d0e0e4736",
+                    start + 1.0,
+                ),
+                segment(
+                    "70de5b6f19ff9a04",
+                    "4bf92f3577b34da6a3ce929d0e0e4736",
+                    start + 7.0,
+                ),
+                segment("70de5b6f19ff9a05", &in_window, start - 5.0),
+            ])
+            .await
+            .unwrap();
+        let ids: std::collections::HashMap<String, String> = drain(&mut rx)
+            .into_iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap().to_owned(),
+                    d["trace_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let b3 = format!("1-{epoch:08x}-00000000463ac35c9f6413ad");
+        let w3c = format!("1-{:08x}-77b34da6a3ce929d0e0e4736", epoch_of(start + 1.0));
+        assert_eq!(ids["70de5b6f19ff9a01"], b3);
+        assert_eq!(ids["70de5b6f19ff9a02"], b3);
+        assert_eq!(ids["70de5b6f19ff9a03"], w3c);
+        assert_eq!(ids["70de5b6f19ff9a04"], w3c);
+        assert_eq!(ids["70de5b6f19ff9a05"], in_window);
+        assert_eq!(metrics.epoch_cache_misses.get(), 2);
+        assert_eq!(metrics.epoch_cache_hits.get(), 2);
+    }
+
+    /// `passthrough`: both forms of a foreign id become `1-{first 8}-{last 24}`, unchanged,
+    /// and the cache is not asked.
+    #[tokio::test]
+    async fn passthrough_keeps_the_raw_id() {
+        let (ingest, mut rx, metrics, _cache) = scripted_ingest(true);
+        let ingest = Arc::try_unwrap(ingest)
+            .unwrap()
+            .with_foreign_ids(ForeignIds::Passthrough);
+        let start = now();
+        let report = ingest
+            .submit(vec![
+                segment(
+                    "70de5b6f19ff9a01",
+                    "0000000000000000463ac35c9f6413ad",
+                    start,
+                ),
+                segment(
+                    "70de5b6f19ff9a02",
+                    "1-00000000-00000000463ac35c9f6413ad",
+                    start,
+                ),
+                segment(
+                    "70de5b6f19ff9a03",
+                    "4bf92f3577b34da6a3ce929d0e0e4736",
+                    start,
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(report.accepted, 3);
+        let ids: Vec<String> = drain(&mut rx)
+            .iter()
+            .map(|d| d["trace_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "1-00000000-00000000463ac35c9f6413ad",
+                "1-00000000-00000000463ac35c9f6413ad",
+                "1-4bf92f35-77b34da6a3ce929d0e0e4736"
+            ]
+        );
+        assert_eq!(
+            metrics.epoch_cache_misses.get() + metrics.epoch_cache_hits.get(),
+            0
+        );
+    }
+
+    /// Documents with a final X-Ray id are queued before the cache answers.
+    #[tokio::test]
+    async fn xray_ids_never_wait_for_the_cache() {
+        let (ingest, mut rx, _metrics, cache) = scripted_ingest(false);
+        let start = now();
+        let xray = format!("1-{:08x}-0123456789abcdef01234567", epoch_of(start));
+        let submit = tokio::spawn({
+            let ingest = Arc::clone(&ingest);
+            async move {
+                ingest
+                    .submit(vec![
+                        segment(
+                            "70de5b6f19ff9a01",
+                            "4bf92f3577b34da6a3ce929d0e0e4736",
+                            start,
+                        ),
+                        segment("70de5b6f19ff9a02", &xray, start),
+                    ])
+                    .await
+            }
+        });
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.id.as_deref(), Some("70de5b6f19ff9a02"));
+        assert!(
+            !submit.is_finished(),
+            "the foreign document waits for the cache"
+        );
+        cache.release.add_permits(1);
+        assert_eq!(submit.await.unwrap().unwrap().accepted, 2);
+        assert_eq!(
+            rx.recv().await.unwrap().id.as_deref(),
+            Some("70de5b6f19ff9a01")
+        );
+    }
+
+    /// A cache that fails never refuses the batch: each document keeps its own epoch and
+    /// the fallback is counted.
+    #[tokio::test]
+    async fn a_failing_cache_never_refuses() {
+        let (ingest, mut rx, metrics, cache) = scripted_ingest(true);
+        cache.release.add_permits(1);
+        let report = ingest
+            .submit(vec![segment(
+                "70de5b6f19ff9a01",
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                1_600_000_000.5,
+            )])
+            .await
+            .unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(
+            drain(&mut rx)[0]["trace_id"],
+            "1-5f5e1000-77b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(metrics.epoch_cache_fallback.get(), 1);
     }
 
     /// The candidate epoch is floor(start_time), saturated into `u32`.

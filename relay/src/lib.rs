@@ -54,7 +54,9 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, LogFormat, SinkKind};
+pub use config::{
+    Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, ForeignIds, LogFormat, SinkKind,
+};
 pub use error::RelayError;
 
 use crate::ingest::Ingest;
@@ -78,8 +80,10 @@ use crate::sink::Sink;
 /// deadline are counted as failed and the function returns anyway.
 ///
 /// # Errors
-/// [`RelayError`] when start-up fails: no AWS region, sink file, epoch cache, daemon
-/// socket or address file. Once serving, nothing fails the relay.
+/// [`RelayError`] when start-up fails: no AWS region, sink file, unusable epoch cache
+/// URL or certificates, daemon socket or address file. A Redis that does not answer is
+/// not an error: the relay starts resolving locally. Once serving, nothing fails the
+/// relay.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -87,9 +91,11 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     let metrics = Arc::new(Metrics::new());
     let sink = Arc::new(Sink::build(&config, Arc::clone(&metrics)).await?);
-    let cache = epoch_cache::build(&config).await?;
+    let cache = epoch_cache::build(&config, Arc::clone(&metrics)).await?;
     let (queue_tx, queue_rx) = queue::channel(config.queue_capacity);
-    let ingest = Arc::new(Ingest::new(queue_tx, cache, Arc::clone(&metrics)));
+    let ingest = Arc::new(
+        Ingest::new(queue_tx, cache, Arc::clone(&metrics)).with_foreign_ids(config.foreign_ids),
+    );
 
     let http_addr = listener.local_addr().map_err(RelayError::LocalAddr)?;
     let (daemon_socket, daemon_tcp) = match config.daemon_listen {

@@ -2,7 +2,7 @@
 //!
 //! All names start with `meshray_relay_`. Documents are counted at each step:
 //! received → accepted or rejected (by reason) → sent or failed (by reason), plus
-//! retries, the queue depth and the epoch cache's hits and misses.
+//! retries, the queue depth and the epoch cache's hits, misses and local fallbacks.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,8 +19,6 @@ pub mod reject {
     pub const QUEUE_FULL: &str = "queue_full";
     /// The relay is shutting down.
     pub const DRAINING: &str = "draining";
-    /// The epoch cache could not be reached.
-    pub const EPOCH_CACHE: &str = "epoch_cache_unavailable";
 }
 
 /// Why a queued document was never delivered.
@@ -114,6 +112,8 @@ pub struct Metrics {
     pub endpoint_rejected: Family<EndpointReason, Counter>,
     /// Seconds each `PutTraceSegments` call took, whatever its outcome.
     pub put_latency: Histogram,
+    /// Foreign ids resolved from the local cache because Redis was unavailable or slow.
+    pub epoch_cache_fallback: Counter,
 }
 
 impl Default for Metrics {
@@ -139,6 +139,7 @@ impl Metrics {
             endpoint_received: Family::default(),
             endpoint_rejected: Family::default(),
             put_latency: Histogram::new(PUT_LATENCY_BUCKETS),
+            epoch_cache_fallback: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -185,6 +186,12 @@ impl Metrics {
             "epoch_cache_misses",
             "Foreign trace ids bound now to their document's epoch",
             metrics.epoch_cache_misses.clone(),
+        );
+        registry.register(
+            "epoch_cache_fallback",
+            "Foreign trace ids resolved from the relay's local cache because the shared one \
+             (Redis) was unavailable or slower than --epoch-cache-timeout",
+            metrics.epoch_cache_fallback.clone(),
         );
         registry.register(
             "endpoint_received",
@@ -278,6 +285,7 @@ mod tests {
             "meshray_relay_queue_depth 7",
             "meshray_relay_epoch_cache_hits_total 0",
             "meshray_relay_epoch_cache_misses_total 0",
+            "meshray_relay_epoch_cache_fallback_total 0",
             "meshray_relay_documents_sent_total 0",
             "meshray_relay_documents_retried_total 0",
             "meshray_relay_documents_accepted_total 0",

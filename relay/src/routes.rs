@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tracing::warn;
 
 use crate::body::BodyError;
 use crate::ingest::{Ingest, IngestError};
@@ -117,10 +116,6 @@ pub fn refusal(e: &IngestError) -> (StatusCode, Option<u32>) {
             StatusCode::SERVICE_UNAVAILABLE,
             Some(RETRY_AFTER_DRAINING_SECS),
         ),
-        IngestError::EpochCache(_) => {
-            warn!(error = %e, "Refusing a batch: the epoch cache is unavailable.");
-            (StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER_FULL_SECS))
-        }
     }
 }
 

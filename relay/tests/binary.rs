@@ -16,22 +16,16 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{http, segment, temp_dir, xray_trace_id};
+use common::{relay_command, segment};
+use hyper::http::Method;
+use meshray_test_support::http::request;
+use meshray_test_support::ids::{new_xray_trace_id, now_secs};
+use meshray_test_support::moto::Moto;
+use meshray_test_support::run_dir::RunDir;
+use meshray_test_support::xray::wait_for_documents;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
-
-/// The binary under test, with no `MESHRAY_*` variables from the caller's environment.
-fn relay_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshray-relay"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MESHRAY_") {
-            command.env_remove(key);
-        }
-    }
-    command.kill_on_drop(true).stdin(Stdio::null());
-    command
-}
 
 /// Waits (up to 10 s) for the relay to write its address file and returns its text;
 /// fails the test, with the relay's stderr when it was piped, if the relay exits first.
@@ -117,8 +111,8 @@ async fn help_documents_every_flag() {
 /// A real process: address file, a POST, SIGTERM, the document on stdout, exit 0.
 #[tokio::test]
 async fn serves_and_exits_cleanly_on_sigterm() {
-    let dir = temp_dir("binary");
-    let address_file = dir.join("addresses");
+    let dir = RunDir::new("relay-binary").unwrap();
+    let address_file = dir.path().join("addresses");
     let mut child = relay_command()
         .args(["--sink", "stdout", "--daemon-listen", "127.0.0.1:0"])
         .env("MESHRAY_LISTEN", "127.0.0.1:0")
@@ -134,10 +128,12 @@ async fn serves_and_exits_cleanly_on_sigterm() {
     let http_addr = lines[0].parse().unwrap();
     assert!(lines[1].starts_with("127.0.0.1:"));
 
-    let document = segment("productpage", &xray_trace_id(), common::now_secs());
+    let document = segment("productpage", &new_xray_trace_id(), now_secs());
     let body = json!([document]).to_string();
-    let response = http(http_addr, "POST", "/v1/segments", body.as_bytes()).await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    let response = request(http_addr, Method::POST, "/v1/segments", body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill")
@@ -179,14 +175,14 @@ async fn serves_and_exits_cleanly_on_sigterm() {
 /// the environment (here: the child's, pointing at moto).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xray_sink_uses_the_default_chain_and_endpoint_variable() {
-    let moto = common::Moto::start().await;
-    let dir = temp_dir("binary-xray");
-    let address_file = dir.join("addresses");
+    let dir = RunDir::new("relay-binary-xray").unwrap();
+    let moto = Moto::start(dir.path()).await.unwrap();
+    let address_file = dir.path().join("addresses");
     let mut child = relay_command()
         .args(["--listen", "127.0.0.1:0", "--daemon-listen", "off"])
         .arg("--address-file")
         .arg(&address_file)
-        .env("AWS_ENDPOINT_URL_XRAY", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL_XRAY", moto.endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -200,11 +196,15 @@ async fn xray_sink_uses_the_default_chain_and_endpoint_variable() {
         .unwrap();
     let addresses = wait_for_address_file(&address_file, &mut child).await;
     let http_addr = addresses.trim().parse().unwrap();
-    let trace = xray_trace_id();
-    let body = json!([segment("productpage", &trace, common::now_secs())]).to_string();
-    let response = http(http_addr, "POST", "/v1/segments", body.as_bytes()).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    let documents = common::wait_for_trace(&moto.client(), &trace, 1).await;
+    let trace = new_xray_trace_id();
+    let body = json!([segment("productpage", &trace, now_secs())]).to_string();
+    let response = request(http_addr, Method::POST, "/v1/segments", body.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let documents = wait_for_documents(&moto.api(), &trace, 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(documents[0]["name"], "productpage");
     child.kill().await.unwrap();
 }

@@ -22,6 +22,9 @@ use axum::response::{IntoResponse, Response};
 use meshray_relay::metrics::Metrics;
 use meshray_relay::queue::QueuedDocument;
 use meshray_relay::xray::{client, service::XrayService, upload::XrayUploader};
+use meshray_test_support::http::LocalServer;
+use meshray_test_support::ids::new_xray_trace_id;
+use meshray_test_support::moto::sdk_config;
 use serde_json::{Value, json};
 
 /// A fake X-Ray answering from a script and recording each request's documents.
@@ -30,6 +33,8 @@ struct FakeXray {
     endpoint: String,
     /// The documents of each request, in order.
     requests: Arc<Mutex<Vec<Vec<Value>>>>,
+    /// Serves until dropped.
+    _server: LocalServer,
 }
 
 impl FakeXray {
@@ -68,23 +73,17 @@ impl FakeXray {
                 response
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeXray { endpoint, requests }
+        let server = LocalServer::start("fake X-Ray", app).await.unwrap();
+        FakeXray {
+            endpoint: format!("http://{}", server.addr()),
+            requests,
+            _server: server,
+        }
     }
 
     /// An uploader on this fake with `max_attempts`.
     fn uploader(&self, max_attempts: u32, metrics: Arc<Metrics>) -> XrayUploader {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_sdk_xray::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_xray::config::SharedCredentialsProvider::new(
-                aws_sdk_xray::config::Credentials::new("testing", "testing", None, None, "static"),
-            ))
-            .endpoint_url(&self.endpoint)
-            .build();
-        let client = client::build(&sdk).unwrap();
+        let client = client::build(&sdk_config(&self.endpoint)).unwrap();
         XrayUploader::new(XrayService::new(client), max_attempts, metrics)
     }
 
@@ -107,7 +106,7 @@ impl FakeXray {
 fn documents(ids: &[&str]) -> Vec<QueuedDocument> {
     ids.iter()
         .map(|id| {
-            let mut doc = common::segment("productpage", &common::xray_trace_id(), 1.7e9);
+            let mut doc = common::segment("productpage", &new_xray_trace_id(), 1.7e9);
             doc["id"] = json!(id);
             QueuedDocument {
                 id: Some((*id).to_owned()),

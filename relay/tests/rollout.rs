@@ -20,22 +20,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{http, read_lines, segment, temp_dir, xray_trace_id};
+use common::{read_lines, relay_command, segment};
+use hyper::http::Method;
+use meshray_test_support::http::request;
+use meshray_test_support::ids::{new_xray_trace_id, now_secs};
+use meshray_test_support::run_dir::RunDir;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
-
-/// The binary under test, with no `MESHRAY_*` variables from the caller's environment.
-fn relay_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshray-relay"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MESHRAY_") {
-            command.env_remove(key);
-        }
-    }
-    command.kill_on_drop(true).stdin(Stdio::null());
-    command
-}
 
 /// Starts the relay with `args` (plus a listen address, no daemon, an address file and a
 /// file sink in `dir`); returns the process and its HTTP address.
@@ -104,13 +96,11 @@ async fn stderr_of(child: &mut Child) -> String {
 /// readiness failed (`--shutdown-delay`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_no_accepted_document() {
-    let dir = temp_dir("rollout");
+    let run_dir = RunDir::new("rollout").unwrap();
+    let dir = run_dir.path();
     // A delay long enough that the check below surely falls inside it on a busy machine.
-    let (mut child, addr) = start(
-        &dir,
-        &["--shutdown-delay", "6", "--batch-interval-ms", "50"],
-    )
-    .await;
+    let (mut child, addr) =
+        start(dir, &["--shutdown-delay", "6", "--batch-interval-ms", "50"]).await;
 
     let unready = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -119,20 +109,21 @@ async fn sigterm_under_load_loses_no_accepted_document() {
         let (unready, accepted) = (Arc::clone(&unready), Arc::clone(&accepted));
         senders.push(tokio::spawn(async move {
             while !unready.load(Ordering::SeqCst) {
-                let trace = xray_trace_id();
+                let trace = new_xray_trace_id();
                 let batch: Vec<Value> = (0..10)
-                    .map(|_| segment("productpage", &trace, common::now_secs()))
+                    .map(|_| segment("productpage", &trace, now_secs()))
                     .collect();
-                let response = http(
+                let response = request(
                     addr,
-                    "POST",
+                    Method::POST,
                     "/v1/segments",
                     json!(batch).to_string().as_bytes(),
                 )
-                .await;
+                .await
+                .unwrap();
                 if response.status == 200 {
                     accepted.fetch_add(
-                        response.json()["accepted"].as_u64().unwrap() as usize,
+                        response.json().unwrap()["accepted"].as_u64().unwrap() as usize,
                         Ordering::SeqCst,
                     );
                 }
@@ -143,7 +134,12 @@ async fn sigterm_under_load_loses_no_accepted_document() {
         let unready = Arc::clone(&unready);
         tokio::spawn(async move {
             loop {
-                if http(addr, "GET", "/readyz", b"").await.status == 503 {
+                if request(addr, Method::GET, "/readyz", b"")
+                    .await
+                    .unwrap()
+                    .status
+                    == 503
+                {
                     unready.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -161,12 +157,20 @@ async fn sigterm_under_load_loses_no_accepted_document() {
         sender.await.unwrap();
     }
     // Readiness failed, yet the relay still takes documents during the delay.
-    let late = json!([segment("reviews", &xray_trace_id(), common::now_secs())]);
-    let response = http(addr, "POST", "/v1/segments", late.to_string().as_bytes()).await;
+    let late = json!([segment("reviews", &new_xray_trace_id(), now_secs())]);
+    let response = request(
+        addr,
+        Method::POST,
+        "/v1/segments",
+        late.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        response.status, 200,
+        response.status,
+        200,
         "not accepting during --shutdown-delay: {}",
-        response.body
+        response.text()
     );
     let total = accepted.load(Ordering::SeqCst) + 1;
 
@@ -190,14 +194,21 @@ async fn sigterm_under_load_loses_no_accepted_document() {
 #[tokio::test]
 async fn logs_are_plain_text_or_json_lines() {
     for format in ["text", "json"] {
-        let dir = temp_dir("logs");
+        let run_dir = RunDir::new("logs").unwrap();
+        let dir = run_dir.path();
         let (mut child, addr) =
-            start(&dir, &["--log-format", format, "--shutdown-delay", "0"]).await;
-        let body = json!([segment("productpage", &xray_trace_id(), common::now_secs())]);
+            start(dir, &["--log-format", format, "--shutdown-delay", "0"]).await;
+        let body = json!([segment("productpage", &new_xray_trace_id(), now_secs())]);
         assert_eq!(
-            http(addr, "POST", "/v1/segments", body.to_string().as_bytes())
-                .await
-                .status,
+            request(
+                addr,
+                Method::POST,
+                "/v1/segments",
+                body.to_string().as_bytes()
+            )
+            .await
+            .unwrap()
+            .status,
             200
         );
         sigterm(&child).await;

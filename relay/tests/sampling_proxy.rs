@@ -16,7 +16,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +31,13 @@ use meshray_relay::{Config, SinkKind};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use common::{Relay, http, temp_dir, test_config, workspace_root};
+use common::{Relay, test_config};
+use hyper::http::Method;
+use meshray_test_support::http::request;
+use meshray_test_support::ids::now_secs;
+use meshray_test_support::paths::{self, workspace_root};
+use meshray_test_support::ports::free_port;
+use meshray_test_support::run_dir::RunDir;
 
 /// What the scripted X-Ray endpoint was asked: path, `authorization`, body.
 type Calls = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -101,7 +106,7 @@ fn targets() -> Value {
     json!({
         "SamplingTargetDocuments": [{
             "RuleName": "meshray-later", "FixedRate": 1.0, "ReservoirQuota": 0,
-            "ReservoirQuotaTTL": common::now_secs() + 300.0, "Interval": 10
+            "ReservoirQuotaTTL": now_secs() + 300.0, "Interval": 10
         }],
         "LastRuleModification": 1.7e9,
         "UnprocessedStatistics": []
@@ -124,9 +129,11 @@ fn relay_aws(endpoint: &str) -> SdkConfig {
         .build()
 }
 
-/// A relay with the daemon on an ephemeral port; returns it and the daemon address.
-async fn relay_with_daemon(aws: SdkConfig, name: &str) -> (Relay, SocketAddr) {
-    let dir = temp_dir(name);
+/// A relay with the daemon on an ephemeral port; returns it, its run directory (keep it
+/// while the relay runs) and the daemon address.
+async fn relay_with_daemon(aws: SdkConfig, name: &str) -> (Relay, RunDir, SocketAddr) {
+    let run_dir = RunDir::new(name).unwrap();
+    let dir = run_dir.path();
     let address_file = dir.join("addresses");
     let config = Config {
         sink: SinkKind::File(dir.join("segments.jsonl")),
@@ -145,20 +152,11 @@ async fn relay_with_daemon(aws: SdkConfig, name: &str) -> (Relay, SocketAddr) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (relay, daemon.expect("the relay wrote no daemon address"))
-}
-
-/// The project's Python (`$MESHRAY_PYTHON`, else `<workspace>/.venv/bin/python`).
-fn python() -> PathBuf {
-    let path = std::env::var_os("MESHRAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "python not found at {}: run `make tools` (or set MESHRAY_PYTHON)",
-        path.display()
-    );
-    path
+    (
+        relay,
+        run_dir,
+        daemon.expect("the relay wrote no daemon address"),
+    )
 }
 
 /// The real aws-xray-sdk, with the relay as its daemon, gets X-Ray's rules and targets
@@ -168,10 +166,11 @@ fn python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xray_sdk_samples_by_rules_proxied_through_the_relay() {
     let (xray, calls) = scripted_xray().await;
-    let (relay, daemon) = relay_with_daemon(relay_aws(&format!("http://{xray}")), "sampling").await;
+    let (relay, _dir, daemon) =
+        relay_with_daemon(relay_aws(&format!("http://{xray}")), "sampling").await;
 
     let script = workspace_root().join("relay/tests/sdk/sampling_client.py");
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(paths::python().unwrap())
         .arg(&script)
         .arg(daemon.to_string())
         .kill_on_drop(true)
@@ -246,16 +245,18 @@ async fn xray_sdk_samples_by_rules_proxied_through_the_relay() {
 /// 5 %) and no new targets, in the shapes SDKs parse.
 #[tokio::test]
 async fn answers_the_fallback_rule_when_xray_is_unreachable() {
-    let closed = common::free_port();
-    let (relay, daemon) = relay_with_daemon(
+    let closed = free_port().unwrap();
+    let (relay, _dir, daemon) = relay_with_daemon(
         relay_aws(&format!("http://127.0.0.1:{closed}")),
         "sampling-down",
     )
     .await;
 
-    let rules = http(daemon, "POST", "/GetSamplingRules", b"{}").await;
-    assert_eq!(rules.status, 200, "{}", rules.body);
-    let rules = rules.json();
+    let rules = request(daemon, Method::POST, "/GetSamplingRules", b"{}")
+        .await
+        .unwrap();
+    assert_eq!(rules.status, 200, "{}", rules.text());
+    let rules = rules.json().unwrap();
     let records = rules["SamplingRuleRecords"].as_array().unwrap();
     assert_eq!(records.len(), 1, "{rules}");
     let rule = &records[0]["SamplingRule"];
@@ -280,28 +281,36 @@ async fn answers_the_fallback_rule_when_xray_is_unreachable() {
         "RuleName": "Default", "ClientID": "0123456789abcdef01234567", "Timestamp": 1764000000,
         "RequestCount": 5, "SampledCount": 1, "BorrowCount": 1
     }]});
-    let targets = http(
+    let targets = request(
         daemon,
-        "POST",
+        Method::POST,
         "/SamplingTargets",
         body.to_string().as_bytes(),
     )
-    .await;
-    assert_eq!(targets.status, 200, "{}", targets.body);
+    .await
+    .unwrap();
+    assert_eq!(targets.status, 200, "{}", targets.text());
     assert_eq!(
-        targets.json(),
+        targets.json().unwrap(),
         json!({"SamplingTargetDocuments": [], "LastRuleModification": 0.0, "UnprocessedStatistics": []})
     );
 
-    let bad = http(
+    let bad = request(
         daemon,
-        "POST",
+        Method::POST,
         "/SamplingTargets",
         b"{\"SamplingStatisticsDocuments\": 5}",
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(bad.status, 400);
-    assert_eq!(bad.json()["__type"], "InvalidRequestException");
-    assert_eq!(http(daemon, "POST", "/Other", b"").await.status, 404);
+    assert_eq!(bad.json().unwrap()["__type"], "InvalidRequestException");
+    assert_eq!(
+        request(daemon, Method::POST, "/Other", b"")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
     relay.stop().await.unwrap();
 }

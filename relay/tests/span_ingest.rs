@@ -29,7 +29,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{Relay, read_lines, temp_dir, test_config};
+use common::{Relay, read_lines, test_config};
+use meshray_test_support::run_dir::RunDir;
 
 /// A response with its body as bytes.
 struct Answer {
@@ -151,15 +152,17 @@ fn fixture_posts(capture: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A relay writing to a file sink; returns it and the sink path.
-async fn relay(name: &str, tweak: impl FnOnce(&mut Config)) -> (Relay, std::path::PathBuf) {
-    let sink = temp_dir(name).join("segments.jsonl");
+/// A relay writing to a file sink; returns it, its run directory (keep it while the relay
+/// runs) and the sink path.
+async fn relay(name: &str, tweak: impl FnOnce(&mut Config)) -> (Relay, RunDir, std::path::PathBuf) {
+    let dir = RunDir::new(name).unwrap();
+    let sink = dir.path().join("segments.jsonl");
     let mut config = Config {
         sink: SinkKind::File(sink.clone()),
         ..test_config()
     };
     tweak(&mut config);
-    (Relay::start(config).await, sink)
+    (Relay::start(config).await, dir, sink)
 }
 
 /// Waits until the sink holds `n` documents (or 10 s passed); returns them.
@@ -217,7 +220,7 @@ fn assert_linked(docs: &[Value], traces: usize) {
 /// accepted; the documents reach the sink with one resolved X-Ray id per trace.
 #[tokio::test]
 async fn zipkin_posts_from_envoy_become_linked_documents() {
-    let (relay, sink) = relay("zipkin", |_| {}).await;
+    let (relay, _dir, sink) = relay("zipkin", |_| {}).await;
     let mut spans = 0;
     for (i, body) in fixture_posts("zipkin").iter().enumerate() {
         let count = serde_json::from_slice::<Vec<Value>>(body).unwrap().len();
@@ -273,7 +276,7 @@ async fn zipkin_posts_from_envoy_become_linked_documents() {
 /// same requests as gzip OTLP/JSON get a JSON answer; both give linked documents.
 #[tokio::test]
 async fn otlp_posts_from_envoy_become_linked_documents() {
-    let (relay, sink) = relay("otlp", |_| {}).await;
+    let (relay, _dir, sink) = relay("otlp", |_| {}).await;
     let mut spans = 0;
     for (i, body) in fixture_posts("otlp").iter().enumerate() {
         let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
@@ -344,7 +347,7 @@ async fn otlp_posts_from_envoy_become_linked_documents() {
 /// with the count and the reason; the good spans are queued.
 #[tokio::test]
 async fn bad_spans_are_rejected_one_by_one() {
-    let (relay, sink) = relay("partial", |_| {}).await;
+    let (relay, _dir, sink) = relay("partial", |_| {}).await;
     let good = json!({"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "id": "00f067aa0ba902b7", "kind": "SERVER",
                       "timestamp": 1_764_000_000_000_000u64, "duration": 10,
                       "tags": {"upstream_cluster": "inbound|9080||", "istio.canonical_service": "reviews"}});
@@ -419,7 +422,7 @@ type Refusal = (
 /// What is not a span list is refused with a status saying why, and counted.
 #[tokio::test]
 async fn malformed_bodies_are_refused() {
-    let (relay, _sink) = relay("malformed", |c| c.max_body_bytes = 4096).await;
+    let (relay, _dir, _sink) = relay("malformed", |c| c.max_body_bytes = 4096).await;
     let zipkin = "/api/v2/spans";
     let cases: [Refusal; 6] = [
         (
@@ -501,7 +504,7 @@ async fn malformed_bodies_are_refused() {
 /// A batch larger than the whole queue is refused whole (413: send smaller batches).
 #[tokio::test]
 async fn a_batch_larger_than_the_queue_is_refused_whole() {
-    let (relay, _sink) = relay("full", |c| c.queue_capacity = 2).await;
+    let (relay, _dir, _sink) = relay("full", |c| c.queue_capacity = 2).await;
     let body = &fixture_posts("zipkin")[0];
     let answer = post(
         relay.addr,

@@ -16,7 +16,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Moto, Relay, segment, temp_dir, test_config, wait_for_trace, xray_trace_id};
+use common::{Relay, segment, test_config};
+use meshray_test_support::ids::{new_xray_trace_id, now_secs, random_hex};
+use meshray_test_support::moto::{Moto, sdk_config};
+use meshray_test_support::run_dir::RunDir;
+use meshray_test_support::xray::wait_for_documents;
 use serde_json::json;
 
 /// Valid, invalid and foreign-id documents in one request, then more of the same
@@ -24,9 +28,9 @@ use serde_json::json;
 /// the foreign trace gets one X-Ray id with the epoch of its first document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_to_xray_and_unifies_foreign_ids() {
-    let moto = Moto::start().await;
-    let dir = temp_dir("xray");
-    let address_file = dir.join("addresses");
+    let dir = RunDir::new("relay-xray").unwrap();
+    let moto = Moto::start(dir.path()).await.unwrap();
+    let address_file = dir.path().join("addresses");
     let relay = Relay::start(meshray_relay::Config {
         aws: Some(moto.sdk_config()),
         daemon_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -35,11 +39,11 @@ async fn delivers_to_xray_and_unifies_foreign_ids() {
     })
     .await;
 
-    let now = common::now_secs();
+    let now = now_secs();
     let first_start = now - 30.5;
-    let raw = format!("{}{}", "4bf92f35", common::hex(24));
+    let raw = format!("{}{}", "4bf92f35", random_hex(24));
     let expected_foreign = format!("1-{:08x}-{}", first_start as u32, &raw[8..]);
-    let native = xray_trace_id();
+    let native = new_xray_trace_id();
 
     let response = relay
         .post_segments(&json!([
@@ -50,8 +54,8 @@ async fn delivers_to_xray_and_unifies_foreign_ids() {
             "not a document",
         ]))
         .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    let report = response.json();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let report = response.json().unwrap();
     assert_eq!(report["accepted"], 3, "{report}");
     let rejected = report["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 2, "{report}");
@@ -66,7 +70,7 @@ async fn delivers_to_xray_and_unifies_foreign_ids() {
     let response = relay
         .post_segments(&json!([segment("ratings", &raw, first_start + 20.0)]))
         .await;
-    assert_eq!(response.json()["accepted"], 1);
+    assert_eq!(response.json().unwrap()["accepted"], 1);
 
     // And one over the X-Ray daemon protocol, to the UDP address from the address file.
     let addresses = std::fs::read_to_string(&address_file).unwrap();
@@ -80,10 +84,14 @@ async fn delivers_to_xray_and_unifies_foreign_ids() {
     );
     udp.send_to(datagram.as_bytes(), lines[1]).await.unwrap();
 
-    let client = moto.client();
-    let native_docs = wait_for_trace(&client, &native, 1).await;
+    let api = moto.api();
+    let native_docs = wait_for_documents(&api, &native, 1, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(native_docs[0]["name"], "productpage");
-    let foreign_docs = wait_for_trace(&client, &expected_foreign, 4).await;
+    let foreign_docs = wait_for_documents(&api, &expected_foreign, 4, Duration::from_secs(20))
+        .await
+        .unwrap();
     let mut names: Vec<&str> = foreign_docs
         .iter()
         .map(|d| d["name"].as_str().unwrap())
@@ -123,14 +131,7 @@ async fn full_queue_answers_429_and_drain_is_bounded() {
             held.push(stream);
         }
     });
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_sdk_xray::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_xray::config::SharedCredentialsProvider::new(
-            aws_sdk_xray::config::Credentials::new("testing", "testing", None, None, "static"),
-        ))
-        .endpoint_url(format!("http://{hole_addr}"))
-        .build();
+    let sdk = sdk_config(&format!("http://{hole_addr}"));
     let relay = Relay::start(meshray_relay::Config {
         aws: Some(sdk),
         uploaders: 1,
@@ -140,11 +141,11 @@ async fn full_queue_answers_429_and_drain_is_bounded() {
         ..test_config()
     })
     .await;
-    let trace = xray_trace_id();
+    let trace = new_xray_trace_id();
     let batch = |n: usize| {
         json!(
             (0..n)
-                .map(|_| segment("productpage", &trace, common::now_secs()))
+                .map(|_| segment("productpage", &trace, now_secs()))
                 .collect::<Vec<_>>()
         )
     };
@@ -167,10 +168,10 @@ async fn full_queue_answers_429_and_drain_is_bounded() {
     // 60 more fill the queue; then there is no room.
     assert_eq!(relay.post_segments(&batch(60)).await.status, 200);
     let full = relay.post_segments(&batch(1)).await;
-    assert_eq!(full.status, 429, "{}", full.body);
+    assert_eq!(full.status, 429, "{}", full.text());
     assert_eq!(full.header("retry-after"), Some("1"));
     assert!(
-        full.json()["error"]
+        full.json().unwrap()["error"]
             .as_str()
             .unwrap()
             .contains("retry later")

@@ -1,4 +1,8 @@
-//! The structural checks of a Bookinfo trace, shared by the tests and the demo.
+//! The checks of a stored trace, shared by the tests and the demo.
+//!
+//! [`trace_problems`] is everything wrong with any trace: its tree
+//! ([`Trace::structure_problems`]) and each document against X-Ray's schema and the
+//! relay's validator ([`crate::schema`]).
 //!
 //! A request productpage → reviews → ratings must give one trace of five documents: a
 //! segment per service and a remote subsegment per call, linked so that each callee's
@@ -7,6 +11,23 @@
 
 use crate::app::Service;
 use crate::xray::{Edge, Trace};
+
+/// Everything wrong with `trace`: a broken tree (bad or duplicate ids, unresolved
+/// `parent_id`s, bad times) or a document X-Ray's schema or the relay's validator refuses.
+/// Empty when all is well.
+pub fn trace_problems(trace: &Trace) -> Vec<String> {
+    trace_problems_with_external_parents(trace, &[])
+}
+
+/// [`trace_problems`], except that a segment whose `parent_id` is one of `external` may
+/// point outside the trace (the span of a caller traced by someone else).
+pub fn trace_problems_with_external_parents(trace: &Trace, external: &[&str]) -> Vec<String> {
+    let mut problems = trace.structure_problems(external);
+    for doc in &trace.documents {
+        problems.extend(crate::schema::document_problems(&doc.raw));
+    }
+    problems
+}
 
 /// Documents of one Bookinfo request: 3 segments + 2 independent remote subsegments.
 pub const BOOKINFO_DOCUMENTS: usize = 5;
@@ -20,9 +41,9 @@ pub fn bookinfo_edges() -> Vec<Edge> {
 }
 
 /// Everything wrong with `trace` as a trace of one request through the sample app; empty
-/// when it is fully linked. Includes [`Trace::problems`]. The request is expected to have
+/// when it is fully linked. The request is expected to have
 /// come without a trace context (or with one that names no parent span), so the
-/// productpage segment must have no `parent_id`.
+/// productpage segment must have no `parent_id`. Includes [`trace_problems`].
 pub fn bookinfo_trace_problems(trace: &Trace) -> Vec<String> {
     bookinfo_trace_problems_with_caller(trace, None)
 }
@@ -47,7 +68,7 @@ pub fn first_unlinked(traces: &[Trace]) -> Option<String> {
 /// `caller` set, the productpage segment's `parent_id` must be exactly that span id (which
 /// is not a document of the trace); with `None`, it must have no `parent_id`.
 pub fn bookinfo_trace_problems_with_caller(trace: &Trace, caller: Option<&str>) -> Vec<String> {
-    let mut problems = trace.problems_with_external_parents(caller.as_slice());
+    let mut problems = trace_problems_with_external_parents(trace, caller.as_slice());
     let segments = trace.segments();
     let mut names: Vec<&str> = segments.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();

@@ -8,6 +8,7 @@
 //! ids, parent links and the service graph themselves (moto does not build service graphs).
 //!
 //! # Layout
+//! From [`meshray_test_support`], shared with the relay's tests and re-exported here:
 //! - [`error`]: [`HarnessError`], the one error type of the harness.
 //! - [`paths`]: where the Envoy, moto, filter and relay artifacts live (env overrides).
 //! - [`run_dir`]: a per-test scratch directory for configs and logs, kept when a test fails.
@@ -16,31 +17,27 @@
 //! - [`ids`]: trace ids a test client sends, and reading back the ones the filter wrote.
 //! - [`moto`]: `moto_server` on an ephemeral port and an X-Ray client pointed at it.
 //! - [`relay`]: the `meshray-relay` binary as a child: start, stop, restart on the same port.
+//! - [`xray`]: fetching traces from the X-Ray API and polling; the trace model (tree,
+//!   rendering, service-graph edges) of [`meshray_core::trace`].
+//!
+//! Of this crate:
 //! - [`envoy`]: Istio-shaped sidecar configs, the Envoy child, admin stats and RSS.
 //! - [`zipkin`]: an in-test Zipkin collector that counts what Envoy's Zipkin tracer posts.
 //! - [`app`]: the sample app: productpage → reviews → ratings, forwarding like Bookinfo.
 //! - [`mesh`]: wires all of the above into one local mesh.
-//! - [`xray`]: fetches traces from the X-Ray API, builds trees and service-graph edges.
 //! - [`schema`]: every document against AWS's segment document schema and the relay's validator.
-//! - [`check`]: the structural checks the tests and the demo apply to a Bookinfo trace.
+//! - [`check`]: the checks the tests and the demo apply to a trace and to a Bookinfo trace.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod check;
 pub mod envoy;
-pub mod error;
-pub mod http;
-pub mod ids;
 pub mod mesh;
-pub mod moto;
-pub mod paths;
-pub mod process;
-pub mod relay;
-pub mod run_dir;
 pub mod schema;
-pub mod xray;
 pub mod zipkin;
+
+pub use meshray_test_support::{error, http, ids, moto, paths, process, relay, run_dir, xray};
 
 pub use error::{HarnessError, Result};
 pub use mesh::{Mesh, MeshOptions};

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::only;
-use meshray_e2e::{Mesh, MeshOptions};
+use common::{linked_traces_of_requests, only, start_mesh};
+use meshray_e2e::MeshOptions;
 
 const REQUESTS: usize = 3;
 
@@ -15,20 +15,8 @@ const REQUESTS: usize = 3;
 /// fully linked trace per request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_callee_is_a_fault_on_its_segment_and_the_callers_subsegment() {
-    let mut mesh = Mesh::start(MeshOptions {
-        label: "fault".into(),
-        ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
-
-    if let Err(err) = mesh.send_requests(REQUESTS, "fail=1").await {
-        panic!("{err}\n{}", mesh.diagnostics().await);
-    }
-    let traces = mesh
-        .linked_bookinfo_traces(REQUESTS)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut mesh = start_mesh("fault", MeshOptions::default()).await;
+    let traces = linked_traces_of_requests(&mut mesh, REQUESTS, "fail=1").await;
     for trace in &traces {
         for (name, remote) in [("ratings", false), ("ratings", true)] {
             let doc = only(trace, name, remote);

@@ -8,14 +8,17 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+mod common;
+
 use std::time::{Duration, SystemTime};
 
+use common::start_mesh;
+use meshray_e2e::MeshOptions;
 use meshray_e2e::app::Service;
 use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_trace_problems_with_caller};
 use meshray_e2e::http::header_map;
 use meshray_e2e::ids::{epoch_secs, random_hex, xray_epoch};
 use meshray_e2e::xray::{Expectation, Trace};
-use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 5;
 /// Clock slack allowed around the relay's epoch for a raw id.
@@ -30,12 +33,7 @@ const EPOCH_SLACK_SECS: u64 = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callers_64_bit_b3_ids_become_one_xray_trace_each() {
     let test_start = SystemTime::now();
-    let mut mesh = Mesh::start(MeshOptions {
-        label: "foreign-ids".into(),
-        ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
+    let mut mesh = start_mesh("foreign-ids", MeshOptions::default()).await;
 
     let mut sent: Vec<(String, String)> = Vec::new();
     for i in 0..REQUESTS {

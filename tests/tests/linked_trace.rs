@@ -3,9 +3,12 @@
 //! Needs the filter module, the relay binary, Envoy and moto (`make test` builds and
 //! installs them first).
 
+mod common;
+
+use common::{linked_traces_of_requests, start_mesh};
+use meshray_e2e::MeshOptions;
 use meshray_e2e::check::bookinfo_edges;
 use meshray_e2e::xray::service_graph;
-use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 10;
 
@@ -16,20 +19,8 @@ const REQUESTS: usize = 10;
 /// subsegment, and the service graph is exactly productpage → reviews → ratings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_one_fully_linked_trace() {
-    let mut mesh = Mesh::start(MeshOptions {
-        label: "linked-trace".into(),
-        ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
-
-    if let Err(err) = mesh.send_requests(REQUESTS, "").await {
-        panic!("{err}\n{}", mesh.diagnostics().await);
-    }
-    let traces = mesh
-        .linked_bookinfo_traces(REQUESTS)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut mesh = start_mesh("linked-trace", MeshOptions::default()).await;
+    let traces = linked_traces_of_requests(&mut mesh, REQUESTS, "").await;
     let graph = service_graph(&traces);
     let edges: Vec<_> = graph.keys().cloned().collect();
     assert_eq!(edges, bookinfo_edges(), "{graph:?}");

@@ -2,8 +2,11 @@
 //!
 //! Needs the relay binary, Envoy and moto (`make test`).
 
+mod common;
+
+use common::start_mesh;
+use meshray_e2e::MeshOptions;
 use meshray_e2e::app::Service;
-use meshray_e2e::{Mesh, MeshOptions};
 
 /// Without the meshray filter the same mesh still routes productpage → reviews → ratings
 /// through each caller's outbound listener by `Host` (so a failure of the traced tests is
@@ -11,13 +14,11 @@ use meshray_e2e::{Mesh, MeshOptions};
 /// and `/proc` helpers work, and nothing is traced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untraced_mesh_routes_the_sample_app() {
-    let mut mesh = Mesh::start(MeshOptions {
+    let options = MeshOptions {
         with_filter: false,
-        label: "plain".into(),
         ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
+    };
+    let mut mesh = start_mesh("plain", options).await;
 
     let page = mesh.request_productpage("").await.unwrap();
     assert_eq!(page.status, 200, "{}", page.text());

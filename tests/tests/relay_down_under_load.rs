@@ -19,6 +19,11 @@ use meshray_e2e::envoy::Stats;
 use meshray_e2e::http::HttpClient;
 use meshray_e2e::xray::{self, Expectation};
 use meshray_e2e::{Mesh, MeshOptions};
+use meshray_filter::config::DEFAULT_MAX_IN_FLIGHT;
+use meshray_filter::metrics::{
+    BUFFERED_DOCUMENTS, DROP_REASONS, DROPPED_TOTAL, EMITTED_TOTAL, SENT_TOTAL,
+    dropped_counter_name,
+};
 
 const PLUGIN_CONFIG: &str = r#"{"max_buffered":100,"max_batch":20,"flush_interval_ms":200}"#;
 /// `max_buffered` above: documents per worker.
@@ -26,7 +31,7 @@ const MAX_BUFFERED: u64 = 100;
 /// `max_batch` above.
 const MAX_BATCH: u64 = 20;
 /// The filter's default `max_in_flight` (posts per worker).
-const MAX_IN_FLIGHT: u64 = 4;
+const MAX_IN_FLIGHT: u64 = DEFAULT_MAX_IN_FLIGHT as u64;
 /// Envoy worker threads per sidecar: each worker has its own VM and buffer.
 const CONCURRENCY: u32 = 2;
 const REQUESTS: usize = 2000;
@@ -34,14 +39,6 @@ const CLIENTS: usize = 16;
 const AFTER_RESTART: usize = 5;
 const MAX_RSS_GROWTH: u64 = 64 * 1024 * 1024;
 const MIB: f64 = 1024.0 * 1024.0;
-
-const DROP_REASONS: [&str; 5] = [
-    "buffer_full",
-    "relay_unavailable",
-    "relay_busy",
-    "rejected",
-    "oversize",
-];
 
 /// The filter's document counters of one sidecar at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,22 +56,22 @@ impl Counts {
     /// Reads the counters; a missing gauge is an error (it is part of the interface).
     fn of(service: Service, stats: &Stats) -> Result<Self, String> {
         let get = |name: &str| stats.get(name).unwrap_or(0);
-        let buffered = stats.get("meshray_buffered_documents").ok_or_else(|| {
+        let buffered = stats.get(BUFFERED_DOCUMENTS).ok_or_else(|| {
             format!(
-                "{service}'s sidecar has no meshray_buffered_documents gauge in /stats: {:?}",
+                "{service}'s sidecar has no {BUFFERED_DOCUMENTS} gauge in /stats: {:?}",
                 stats.0
             )
         })?;
         Ok(Self {
-            emitted: get("meshray_segments_emitted_total"),
-            sent: get("meshray_segments_sent_total"),
-            dropped: get("meshray_segments_dropped_total"),
+            emitted: get(EMITTED_TOTAL),
+            sent: get(SENT_TOTAL),
+            dropped: get(DROPPED_TOTAL),
             buffered,
-            buffer_full: get("meshray_segments_dropped_buffer_full_total"),
-            relay_unavailable: get("meshray_segments_dropped_relay_unavailable_total"),
+            buffer_full: get(&dropped_counter_name("buffer_full")),
+            relay_unavailable: get(&dropped_counter_name("relay_unavailable")),
             dropped_by_reason_sum: DROP_REASONS
                 .iter()
-                .map(|r| get(&format!("meshray_segments_dropped_{r}_total")))
+                .map(|r| get(&dropped_counter_name(r)))
                 .sum(),
         })
     }
@@ -293,18 +290,32 @@ async fn a_relay_outage_under_load_stays_bounded_and_tracing_resumes() {
         traces: AFTER_RESTART,
         documents_per_trace: BOOKINFO_DOCUMENTS,
     };
-    let collected = xray::wait_for_traces(
-        mesh.xray(),
-        restarted,
-        expect,
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    )
-    .await;
     let since = restarted
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
+    // The sidecars retry their buffered backlog first, so traces from before the outage
+    // arrive in the window too: wait until the requests sent after the restart are in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let collected = loop {
+        let collected = xray::wait_for_traces(
+            mesh.xray(),
+            restarted,
+            expect,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        )
+        .await;
+        let fresh = collected
+            .traces
+            .iter()
+            .filter(|t| t.start_time() >= since)
+            .count();
+        if fresh >= AFTER_RESTART || std::time::Instant::now() >= deadline {
+            break collected;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let fresh: Vec<_> = collected
         .traces
         .iter()

@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::only;
+use common::{linked_traces, only, start_mesh};
+use meshray_e2e::MeshOptions;
 use meshray_e2e::app::Service;
 use meshray_e2e::xray::Document;
-use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 3;
 
@@ -27,12 +27,7 @@ fn annotation<'a>(doc: &'a Document, key: &str) -> Option<&'a str> {
 /// `fault` and status 503, while productpage and reviews stay 200 without fault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_app_is_an_upstream_connection_failure_on_its_segment() {
-    let mut mesh = Mesh::start(MeshOptions {
-        label: "response-flags".into(),
-        ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
+    let mut mesh = start_mesh("response-flags", MeshOptions::default()).await;
 
     let ratings_app = mesh.pod(Service::Ratings).app.addr();
     mesh.stop_app(Service::Ratings).await;
@@ -57,10 +52,7 @@ async fn an_unreachable_app_is_an_upstream_connection_failure_on_its_segment() {
             );
         }
     }
-    let traces = mesh
-        .linked_bookinfo_traces(REQUESTS)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let traces = linked_traces(&mut mesh, REQUESTS).await;
     for trace in &traces {
         let ratings = only(trace, "ratings", false);
         assert_eq!(

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meshray_e2e::check::trace_problems;
 use meshray_e2e::moto::Moto;
 use meshray_e2e::run_dir::RunDir;
 use meshray_e2e::xray::{Edge, Expectation, service_graph, wait_for_traces};
@@ -59,12 +60,8 @@ async fn reads_back_what_put_trace_segments_stored() {
     assert!(collected.complete, "{}", collected.describe());
     assert_eq!(collected.traces.len(), TRACES, "{}", collected.describe());
     for trace in &collected.traces {
-        assert!(
-            trace.problems().is_empty(),
-            "{:?}\n{}",
-            trace.problems(),
-            trace.render()
-        );
+        let problems = trace_problems(trace);
+        assert!(problems.is_empty(), "{problems:?}\n{}", trace.render());
     }
     let graph = service_graph(&collected.traces);
     assert_eq!(

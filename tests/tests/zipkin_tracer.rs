@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{linked_traces_of_requests, start_mesh};
+use meshray_e2e::MeshOptions;
 use meshray_e2e::check::bookinfo_edges;
 use meshray_e2e::xray::service_graph;
-use meshray_e2e::{Mesh, MeshOptions};
 
 const REQUESTS: usize = 10;
 /// Zipkin spans per request with `shared_span_context: false`: a SERVER span at each
@@ -19,21 +22,12 @@ const SPANS_PER_REQUEST: usize = 5;
 /// received its spans.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_stay_linked_with_envoys_zipkin_tracer_on() {
-    let mut mesh = Mesh::start(MeshOptions {
+    let options = MeshOptions {
         zipkin_tracer: true,
-        label: "zipkin-tracer".into(),
         ..MeshOptions::default()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the mesh did not start: {e}"));
-
-    if let Err(err) = mesh.send_requests(REQUESTS, "").await {
-        panic!("{err}\n{}", mesh.diagnostics().await);
-    }
-    let traces = mesh
-        .linked_bookinfo_traces(REQUESTS)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let mut mesh = start_mesh("zipkin-tracer", options).await;
+    let traces = linked_traces_of_requests(&mut mesh, REQUESTS, "").await;
     let edges: Vec<_> = service_graph(&traces).into_keys().collect();
     assert_eq!(edges, bookinfo_edges());
 

@@ -30,6 +30,7 @@ fn every_shipped_kustomization_renders_and_validates() {
     for expected in [
         "deploy/base",
         "deploy/overlays/single",
+        "deploy/overlays/ha",
         "istio/relay",
         "istio/wasmplugin/base",
         "istio/wasmplugin/workload",
@@ -224,6 +225,62 @@ fn relay_manifests_agree_with_the_relay_and_the_filter() {
         assert!(
             allowed.iter().any(|p| *p == path),
             "{path} not allowed by the AuthorizationPolicy"
+        );
+    }
+}
+
+/// The `ha` overlay: several replicas scaled on CPU, the Redis URL and password from the
+/// Secret (over the ConfigMap's `memory`), Redis reachable, and only settings the relay
+/// knows.
+#[test]
+fn ha_overlay_shares_one_redis_epoch_cache() {
+    let docs = rendered("deploy/overlays/ha");
+    let hpa = find(&docs, "HorizontalPodAutoscaler", "meshray-relay");
+    assert_eq!(hpa["metadata"]["namespace"], "meshray");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "meshray-relay");
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2);
+    assert_eq!(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu");
+    let deployment = find(&docs, "Deployment", "meshray-relay");
+    assert!(deployment["spec"]["replicas"].as_u64().unwrap() >= 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    let from_secret = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no env {name}"))["valueFrom"]["secretKeyRef"]
+            .clone()
+    };
+    assert_eq!(
+        from_secret("MESHRAY_EPOCH_CACHE")["name"],
+        "meshray-relay-redis"
+    );
+    assert_eq!(from_secret("MESHRAY_EPOCH_CACHE")["key"], "url");
+    assert_eq!(from_secret("MESHRAY_REDIS_PASSWORD")["optional"], true);
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    let excluded = annotations["traffic.sidecar.istio.io/excludeOutboundPorts"]
+        .as_str()
+        .unwrap();
+    assert!(excluded.split(',').any(|p| p == "6379"), "{excluded}");
+    let policy = find(&docs, "NetworkPolicy", "meshray-relay");
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert!(
+        egress.iter().any(|rule| rule["ports"][0]["port"] == 6379),
+        "no egress to Redis"
+    );
+    // Every MESHRAY_* variable, from the ConfigMap or the Secret, is a relay setting
+    // (a hidden value shows as `[env: NAME]` in --help).
+    let help = relay_help();
+    let config_map = find(&docs, "ConfigMap", "meshray-relay");
+    let names = config_map["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .chain(env.iter().filter_map(|e| e["name"].as_str()));
+    for key in names.filter(|k| k.starts_with("MESHRAY_")) {
+        assert!(
+            help.contains(&format!("[env: {key}")),
+            "the relay has no setting {key}"
         );
     }
 }

@@ -211,12 +211,21 @@ macro_rules! settings {
                         @value collector, self.$field, $flag, $env, $parse, [$($default)?]
                     );
                 )*
-                // Only now give up, with the whole list.
+                // Only now give up, with the whole list; then the rules that span
+                // several settings.
                 match ($($field,)*) {
-                    ($(Some($field),)*) if collector.errors.is_empty() => Ok(Config {
-                        $($field,)*
-                        aws: None,
-                    }),
+                    ($(Some($field),)*) if collector.errors.is_empty() => {
+                        let config = Config {
+                            $($field,)*
+                            aws: None,
+                        };
+                        let errors = check_combinations(&config);
+                        if errors.is_empty() {
+                            Ok(config)
+                        } else {
+                            Err(ConfigErrors(errors))
+                        }
+                    }
                     _ => Err(ConfigErrors(collector.errors)),
                 }
             }

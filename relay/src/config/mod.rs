@@ -25,8 +25,9 @@ pub use declare::{Setting, markdown_table};
 
 use declare::{Collector, settings};
 use parse::{
-    parse_byte_size_within, parse_daemon_listen, parse_epoch_cache, parse_log_format, parse_millis,
-    parse_non_zero, parse_path, parse_secs, parse_sink, parse_socket_addr, parse_u32, parse_usize,
+    parse_byte_size_within, parse_ca_file, parse_daemon_listen, parse_duration, parse_epoch_cache,
+    parse_foreign_ids, parse_log_format, parse_millis, parse_non_zero, parse_path, parse_secret,
+    parse_secs, parse_sink, parse_socket_addr, parse_u32, parse_usize,
 };
 
 // === Bounds ===
@@ -70,7 +71,9 @@ settings! {
     }
 
     /// Where the epoch of foreign trace ids is kept: `memory` (one replica) or
-    /// `redis://HOST:PORT[/DB]` (shared by several replicas).
+    /// `redis://[USER[:PASSWORD]@]HOST:PORT[/DB]`, `rediss://…` for TLS (shared by
+    /// several replicas; one round trip per batch; Redis down or slow falls back to a
+    /// local cache and never refuses a batch).
     epoch_cache: EpochCacheKind {
         flag: "epoch-cache", env: "MESHRAY_EPOCH_CACHE", value_name: "memory|redis://…",
         default: "memory",
@@ -82,6 +85,39 @@ settings! {
         flag: "epoch-ttl", env: "MESHRAY_EPOCH_TTL", value_name: "SECONDS",
         default: "300",
         parse: |s| parse_secs(s, 1, MAX_EPOCH_TTL_SECS),
+    }
+
+    /// Longest wait for the shared epoch cache (Redis) per batch, e.g. `50ms` or `1s`;
+    /// slower answers are resolved from the local cache instead.
+    epoch_cache_timeout: Duration {
+        flag: "epoch-cache-timeout", env: "MESHRAY_EPOCH_CACHE_TIMEOUT", value_name: "DURATION",
+        default: "50ms",
+        parse: |s| parse_duration(s, Duration::from_millis(1), Duration::from_secs(10)),
+    }
+
+    /// Password for Redis `AUTH` when the `--epoch-cache` URL carries none (the user,
+    /// for Redis ACLs or ElastiCache RBAC, comes from the URL).
+    redis_password: Option<Secret> {
+        flag: "redis-password", env: "MESHRAY_REDIS_PASSWORD", value_name: "PASSWORD",
+        arg: [hide_env_values = true],
+        parse: parse_secret,
+    }
+
+    /// PEM file of the CA certificates that sign the Redis server's certificate
+    /// (`rediss://`), instead of the system's roots.
+    epoch_cache_ca_file: Option<CaCertificates> {
+        flag: "epoch-cache-ca-file", env: "MESHRAY_EPOCH_CACHE_CA_FILE", value_name: "PATH",
+        parse: parse_ca_file,
+    }
+
+    /// How a trace id without a usable epoch (16/32 hex, or X-Ray-shaped with an epoch
+    /// outside [now − 28 days, now + 5 min]) becomes an X-Ray id: `epoch` (the epoch of
+    /// the trace's first document, through the epoch cache) or `passthrough`
+    /// (`1-{first 8 hex}-{last 24 hex}` of the id, unchanged).
+    foreign_ids: ForeignIds {
+        flag: "foreign-ids", env: "MESHRAY_FOREIGN_IDS", value_name: "epoch|passthrough",
+        default: "epoch",
+        parse: parse_foreign_ids,
     }
 
     /// Trace ids the `memory` epoch cache keeps (least recently used are evicted).
@@ -197,12 +233,112 @@ pub enum LogFormat {
 }
 
 /// Where the epoch of foreign trace ids is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum EpochCacheKind {
     /// In-process LRU with TTL: correct for a single replica.
     Memory,
-    /// A Redis server shared by all replicas (`redis://HOST:PORT[/DB]`; no TLS in this build).
+    /// A Redis server shared by all replicas (`redis://…` or `rediss://…`).
     Redis(String),
+}
+
+impl fmt::Debug for EpochCacheKind {
+    /// The URL without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EpochCacheKind::Memory => f.write_str("Memory"),
+            EpochCacheKind::Redis(url) => f
+                .debug_tuple("Redis")
+                .field(&crate::epoch_cache::redis::redact_url(url))
+                .finish(),
+        }
+    }
+}
+
+/// How a foreign trace id becomes an X-Ray trace id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignIds {
+    /// `1-{epoch of the trace's first document}-{low 96 bits}`, through the epoch cache.
+    Epoch,
+    /// `1-{high 32 bits}-{low 96 bits}` of the id as it came (X-Ray accepts ids whose
+    /// first part is not a time); no cache.
+    Passthrough,
+}
+
+/// A value kept out of logs and `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// CA certificates read from a PEM file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaCertificates {
+    /// Where they were read from.
+    pub path: PathBuf,
+    /// The file's contents.
+    pub pem: Vec<u8>,
+}
+
+impl CaCertificates {
+    /// The PEM text.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+}
+
+impl fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaCertificates")
+            .field("path", &self.path)
+            .field("bytes", &self.pem.len())
+            .finish()
+    }
+}
+
+/// Rules that span several settings, checked once each setting parsed on its own.
+fn check_combinations(config: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let redis_url = match &config.epoch_cache {
+        EpochCacheKind::Redis(url) => Some(url.as_str()),
+        EpochCacheKind::Memory => None,
+    };
+    if config.redis_password.is_some()
+        && redis_url.is_some_and(crate::epoch_cache::redis::url_has_password)
+    {
+        errors.push(ConfigError {
+            flag: "--redis-password",
+            env: "MESHRAY_REDIS_PASSWORD",
+            value: "<redacted>".to_owned(),
+            reason: "the --epoch-cache URL carries a password too; give it in one place".to_owned(),
+        });
+    }
+    if let Some(ca) = &config.epoch_cache_ca_file
+        && !redis_url.is_some_and(|url| url.starts_with("rediss://"))
+    {
+        errors.push(ConfigError {
+            flag: "--epoch-cache-ca-file",
+            env: "MESHRAY_EPOCH_CACHE_CA_FILE",
+            value: ca.path.display().to_string(),
+            reason: "is only used with a rediss:// --epoch-cache (Redis over TLS)".to_owned(),
+        });
+    }
+    errors
 }
 
 impl fmt::Display for SinkKind {
@@ -414,7 +550,8 @@ mod tests {
         for setting in SETTINGS {
             if setting.default.is_none() {
                 assert!(
-                    ["address_file"].contains(&setting.field),
+                    ["address_file", "redis_password", "epoch_cache_ca_file"]
+                        .contains(&setting.field),
                     "{} has no default; add it here if that is intended",
                     setting.flag
                 );
@@ -482,6 +619,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The Redis settings of issue 10 and the foreign-id mode: defaults, and values as
+    /// an ElastiCache user would give them.
+    #[test]
+    fn redis_and_foreign_id_settings() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.epoch_cache_timeout, Duration::from_millis(50));
+        assert_eq!(defaults.redis_password, None);
+        assert_eq!(defaults.foreign_ids, ForeignIds::Epoch);
+        let config = parse(&[
+            "--epoch-cache",
+            "rediss://meshray@master.meshray.abc123.use1.cache.amazonaws.com:6379",
+            "--redis-password",
+            "token",
+            "--epoch-cache-timeout",
+            "20ms",
+            "--foreign-ids",
+            "passthrough",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.redis_password.as_ref().map(Secret::expose),
+            Some("token")
+        );
+        assert_eq!(config.epoch_cache_timeout, Duration::from_millis(20));
+        assert_eq!(config.foreign_ids, ForeignIds::Passthrough);
+        assert!(
+            !format!("{config:?}").contains("token"),
+            "password in Debug"
+        );
+    }
+
+    /// Settings that contradict each other are reported together.
+    #[test]
+    fn rejects_contradicting_settings() {
+        let dir = std::env::temp_dir().join(format!("meshray-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let errors = parse(&[
+            "--epoch-cache",
+            "redis://:inline@127.0.0.1:6379",
+            "--redis-password",
+            "also",
+            "--epoch-cache-ca-file",
+            ca.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        let flags: Vec<&str> = errors.0.iter().map(|e| e.flag).collect();
+        assert_eq!(flags, ["--redis-password", "--epoch-cache-ca-file"]);
+        let message = errors.to_string();
+        assert!(
+            !message.contains("inline") && !message.contains("also"),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Where README's generated table starts.

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{EpochCacheKind, LogFormat, SinkKind};
+use super::{CaCertificates, EpochCacheKind, ForeignIds, LogFormat, Secret, SinkKind};
 
 /// Parses `IP:PORT` (IPv6 as `[::]:PORT`).
 pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -147,6 +147,60 @@ pub fn parse_u32(s: &str, min: u64, max: u64) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("must be between {min} and {max}"))
 }
 
+/// Parses a duration within `min..=max`: `50ms`, `2s`, or a bare number of milliseconds.
+pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let expected = "expected a duration such as 50ms or 2s";
+    let n: u64 = digits.parse().map_err(|_| expected.to_owned())?;
+    let duration = match unit.trim() {
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        _ => return Err(expected.to_owned()),
+    };
+    if (min..=max).contains(&duration) {
+        Ok(duration)
+    } else {
+        Err(format!(
+            "must be between {}ms and {}ms",
+            min.as_millis(),
+            max.as_millis()
+        ))
+    }
+}
+
+/// Parses a non-empty secret, kept out of `Debug` output.
+pub fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        Err("is empty; leave it unset for no password".to_owned())
+    } else {
+        Ok(Secret::new(s.to_owned()))
+    }
+}
+
+/// Reads a PEM file holding at least one certificate.
+pub fn parse_ca_file(s: &str) -> Result<CaCertificates, String> {
+    let path = parse_path(s)?;
+    let pem = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+    }
+    Ok(CaCertificates { path, pem })
+}
+
+/// Parses `epoch` or `passthrough`.
+pub fn parse_foreign_ids(s: &str) -> Result<ForeignIds, String> {
+    match s.trim() {
+        "epoch" => Ok(ForeignIds::Epoch),
+        "passthrough" => Ok(ForeignIds::Passthrough),
+        _ => Err("expected `epoch` or `passthrough`".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +216,7 @@ mod tests {
         }
     }
 
-    /// `memory` and `redis://…`; `rediss://` is refused with a reason.
+    /// `memory`, `redis://…` and `rediss://…` (TLS).
     #[test]
     fn epoch_cache_forms() {
         assert_eq!(parse_epoch_cache("memory"), Ok(EpochCacheKind::Memory));
@@ -170,10 +224,13 @@ mod tests {
             parse_epoch_cache("redis://redis.example:6380"),
             Ok(EpochCacheKind::Redis(_))
         ));
-        // This build has no TLS for Redis: say so instead of failing at connect time.
-        let tls = parse_epoch_cache("rediss://redis.example:6380").unwrap_err();
-        assert!(tls.contains("TLS"), "{tls}");
-        for bad in ["", "mem", "redis://", "http://x"] {
+        assert_eq!(
+            parse_epoch_cache("rediss://meshray@master.cache.amazonaws.com:6379"),
+            Ok(EpochCacheKind::Redis(
+                "rediss://meshray@master.cache.amazonaws.com:6379".into()
+            ))
+        );
+        for bad in ["", "mem", "redis://", "rediss://", "http://x"] {
             assert!(parse_epoch_cache(bad).is_err(), "{bad:?}");
         }
     }
@@ -219,5 +276,69 @@ mod tests {
             Ok(Some(SocketAddr::from(([127, 0, 0, 1], 0))))
         );
         assert!(parse_daemon_listen("2000").is_err());
+    }
+
+    /// Milliseconds or seconds, within bounds; anything else is refused.
+    #[test]
+    fn durations() {
+        let (min, max) = (Duration::from_millis(1), Duration::from_secs(10));
+        let cases = [
+            ("50ms", Some(Duration::from_millis(50))),
+            ("50", Some(Duration::from_millis(50))),
+            (" 2s ", Some(Duration::from_secs(2))),
+            ("10s", Some(Duration::from_secs(10))),
+            ("11s", None),
+            ("0ms", None),
+            ("1.5s", None),
+            ("50 parsecs", None),
+            ("", None),
+            ("ms", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_duration(input, min, max).ok(), expected, "{input:?}");
+        }
+    }
+
+    /// `epoch` and `passthrough` only.
+    #[test]
+    fn foreign_id_modes() {
+        assert_eq!(parse_foreign_ids("epoch"), Ok(ForeignIds::Epoch));
+        assert_eq!(
+            parse_foreign_ids("passthrough"),
+            Ok(ForeignIds::Passthrough)
+        );
+        assert!(parse_foreign_ids("1:1").is_err());
+    }
+
+    /// Secrets are non-empty and never shown by `Debug`.
+    #[test]
+    fn secrets_are_redacted() {
+        let secret = parse_secret("hunter2").unwrap();
+        assert_eq!(secret.expose(), "hunter2");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert!(parse_secret("").is_err());
+    }
+
+    /// A CA file must exist and hold a PEM certificate.
+    #[test]
+    fn ca_files() {
+        let dir = std::env::temp_dir().join(format!("meshray-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(
+            &good,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let bad = dir.join("key.pem");
+        std::fs::write(&bad, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        assert_eq!(parse_ca_file(good.to_str().unwrap()).unwrap().path, good);
+        assert!(
+            parse_ca_file(bad.to_str().unwrap())
+                .unwrap_err()
+                .contains("no PEM")
+        );
+        assert!(parse_ca_file(dir.join("missing").to_str().unwrap()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

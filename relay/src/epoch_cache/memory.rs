@@ -1,11 +1,13 @@
-//! The in-process epoch cache: an LRU of bounded size whose entries expire after the TTL.
+//! The in-process epoch cache: an LRU of bounded size whose entries expire after the TTL,
+//! refreshed each time they are used.
 //!
-//! Correct for a single relay replica; with several, each would bind a foreign id on its
-//! own, so use Redis there. Time is `tokio::time::Instant`, so tests drive expiry with
-//! `tokio::time::pause()`.
+//! On its own it is the `memory` backend, correct for a single relay replica (with
+//! several, each would bind a foreign id on its own: use Redis there). With Redis it is
+//! the local copy [`super::shared::SharedEpochCache`] falls back to. Time is
+//! `tokio::time::Instant`, so tests drive expiry with `tokio::time::pause()`.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use lru::LruCache;
@@ -18,21 +20,22 @@ use super::{BoxFuture, EpochCache, EpochCacheError, Resolved};
 struct Entry {
     /// The epoch the id is bound to.
     epoch: u32,
-    /// When the binding lapses. Like Redis `SET … NX EX`, a hit does not extend it.
+    /// When the binding lapses unless the id is used again: each use sets it to now + TTL,
+    /// so a trace longer than the TTL keeps its epoch while documents keep coming.
     expires_at: Instant,
 }
 
 /// LRU + TTL epoch cache.
 #[derive(Debug)]
 pub struct MemoryEpochCache {
-    /// How long a binding lasts.
+    /// How long a binding lasts after its last use.
     ttl: Duration,
     /// The bindings; the lock is never held across an `.await`.
     entries: Mutex<LruCache<u128, Entry>>,
 }
 
 impl MemoryEpochCache {
-    /// A cache holding at most `capacity` ids, each for `ttl`.
+    /// A cache holding at most `capacity` ids, each for `ttl` after its last use.
     pub fn new(capacity: NonZeroUsize, ttl: Duration) -> Self {
         MemoryEpochCache {
             ttl,
@@ -40,27 +43,69 @@ impl MemoryEpochCache {
         }
     }
 
-    /// The synchronous core of [`EpochCache::resolve_batch`].
+    /// The synchronous core of [`EpochCache::resolve_batch`]: first writer wins, and
+    /// every hit refreshes the binding's TTL.
     pub fn resolve_now(&self, batch: &[(u128, u32)]) -> Vec<Resolved> {
         let now = Instant::now();
-        // A panic while holding the lock cannot leave an entry half-written: use it anyway.
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let expires_at = now + self.ttl;
+        let mut entries = self.lock();
         batch
             .iter()
-            .map(|&(id, candidate)| match entries.get(&id) {
-                Some(entry) if entry.expires_at > now => Resolved::hit(entry.epoch),
+            .map(|&(id, candidate)| match entries.get_mut(&id) {
+                Some(entry) if entry.expires_at > now => {
+                    entry.expires_at = expires_at;
+                    Resolved::hit(entry.epoch)
+                }
                 _ => {
                     entries.put(
                         id,
                         Entry {
                             epoch: candidate,
-                            expires_at: now + self.ttl,
+                            expires_at,
                         },
                     );
                     Resolved::miss(candidate)
                 }
             })
             .collect()
+    }
+
+    /// `batch` with each candidate replaced by the epoch bound here, where there is one
+    /// (nothing is bound or refreshed). What a replica proposes to the shared cache, so
+    /// a trace it bound alone while Redis was away keeps that epoch if Redis never heard
+    /// of it.
+    pub fn candidates(&self, batch: &[(u128, u32)]) -> Vec<(u128, u32)> {
+        let now = Instant::now();
+        let entries = self.lock();
+        batch
+            .iter()
+            .map(|&(id, candidate)| match entries.peek(&id) {
+                Some(entry) if entry.expires_at > now => (id, entry.epoch),
+                _ => (id, candidate),
+            })
+            .collect()
+    }
+
+    /// Binds each id to the epoch the shared cache answered, replacing what is bound
+    /// here: the shared answer is the one every replica agrees on.
+    pub fn remember(&self, ids: &[(u128, u32)], answers: &[Resolved]) {
+        let expires_at = Instant::now() + self.ttl;
+        let mut entries = self.lock();
+        for (&(id, _), answer) in ids.iter().zip(answers) {
+            entries.put(
+                id,
+                Entry {
+                    epoch: answer.epoch,
+                    expires_at,
+                },
+            );
+        }
+    }
+
+    /// The bindings, even after a panic while holding the lock: an entry is written in one
+    /// assignment, so it is never half-written.
+    fn lock(&self) -> MutexGuard<'_, LruCache<u128, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -113,17 +158,32 @@ mod tests {
         );
     }
 
-    /// After the TTL the id is unknown again and the next candidate binds it; a hit does
-    /// not extend the TTL.
+    /// An id unused for the TTL is unknown again and the next candidate binds it.
     #[tokio::test(start_paused = true)]
     async fn entries_expire_after_ttl() {
         let cache = cache(10, 300);
         assert_eq!(cache.resolve_now(&[(1, 100)]), [Resolved::miss(100)]);
         tokio::time::advance(Duration::from_secs(299)).await;
         assert_eq!(cache.resolve_now(&[(1, 399)]), [Resolved::hit(100)]);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(cache.resolve_now(&[(1, 400)]), [Resolved::miss(400)]);
-        assert_eq!(cache.resolve_now(&[(1, 401)]), [Resolved::hit(400)]);
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(cache.resolve_now(&[(1, 700)]), [Resolved::miss(700)]);
+        assert_eq!(cache.resolve_now(&[(1, 701)]), [Resolved::hit(700)]);
+    }
+
+    /// Each use restarts the TTL: a trace that keeps sending documents keeps its epoch
+    /// for longer than the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn use_refreshes_the_ttl() {
+        let cache = cache(10, 300);
+        assert_eq!(cache.resolve_now(&[(1, 100)]), [Resolved::miss(100)]);
+        for minute in 1..=20 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            assert_eq!(
+                cache.resolve_now(&[(1, 100 + minute * 60)]),
+                [Resolved::hit(100)],
+                "after {minute} minutes"
+            );
+        }
     }
 
     /// The least recently used id is evicted when the cache is full.
@@ -136,6 +196,27 @@ mod tests {
         assert_eq!(
             cache.resolve_now(&[(1, 12), (2, 22)]),
             [Resolved::hit(10), Resolved::miss(22)]
+        );
+    }
+
+    /// Candidates come from the local bindings where there are some; remembered shared
+    /// answers replace local ones.
+    #[tokio::test]
+    async fn candidates_and_remembered_answers() {
+        let cache = cache(10, 300);
+        cache.resolve_now(&[(1, 100)]);
+        assert_eq!(
+            cache.candidates(&[(1, 150), (2, 200)]),
+            [(1, 100), (2, 200)]
+        );
+        assert_eq!(cache.candidates(&[(2, 250)]), [(2, 250)], "nothing bound");
+        cache.remember(
+            &[(1, 100), (2, 200)],
+            &[Resolved::hit(90), Resolved::miss(200)],
+        );
+        assert_eq!(
+            cache.resolve_now(&[(1, 1), (2, 2)]),
+            [Resolved::hit(90), Resolved::hit(200)]
         );
     }
 }

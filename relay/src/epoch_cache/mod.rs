@@ -6,18 +6,28 @@
 //! epoch (its `floor(start_time)`) and every later one reuses it: first writer wins,
 //! for a TTL. Key: the raw 128-bit id; value: epoch seconds.
 //!
-//! Backends implement [`EpochCache`]: [`memory::MemoryEpochCache`] for one replica,
-//! [`redis::RedisEpochCache`] (`SET key v NX EX ttl GET`, pipelined) for several.
-//! The relay makes one [`EpochCache::resolve_batch`] call per request.
+//! Every use of a binding refreshes its TTL, so a trace that keeps sending documents
+//! keeps its epoch however long it runs.
+//!
+//! Backends implement [`EpochCache`]: [`memory::MemoryEpochCache`] for one replica;
+//! for several, [`shared::SharedEpochCache`]: [`redis::RedisEpochCache`] (one Lua script
+//! call per batch) behind a timeout and a [`breaker::Breaker`], falling back to a local
+//! cache so that Redis being down or slow never refuses a batch. The relay makes one
+//! [`EpochCache::resolve_batch`] call per request.
 
+pub mod breaker;
 pub mod memory;
 pub mod redis;
+pub mod shared;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tracing::{error, info};
+
 use crate::config::{Config, EpochCacheKind};
+use crate::metrics::Metrics;
 
 /// A boxed, sendable future: what [`EpochCache`] returns so it can be used as `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -47,7 +57,10 @@ impl Resolved {
 #[derive(Debug, thiserror::Error)]
 pub enum EpochCacheError {
     /// The Redis server could not be reached or answered with an error.
-    #[error("epoch cache (redis) failed: {0}; check that the server in --epoch-cache is reachable")]
+    #[error(
+        "epoch cache (redis) failed: {0}; check that the server in --epoch-cache is reachable \
+         and the credentials (URL, --redis-password) and certificates (--epoch-cache-ca-file) are right"
+    )]
     Redis(#[from] ::redis::RedisError),
     /// The Redis server answered with fewer or more replies than commands sent.
     #[error("epoch cache (redis) answered {got} replies to {sent} commands")]
@@ -74,18 +87,67 @@ pub trait EpochCache: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Resolved>, EpochCacheError>>;
 }
 
+/// How long the relay waits at start for Redis to answer before it starts anyway,
+/// resolving locally until Redis does.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Builds the backend the configuration names.
 ///
+/// A Redis that cannot be reached at start does not stop the relay: it starts with the
+/// local fallback and shares as soon as Redis answers (logged at ERROR, since several
+/// replicas then bind foreign ids each on their own).
+///
 /// # Errors
-/// [`EpochCacheError`] when the Redis server cannot be reached at start.
-pub async fn build(config: &Config) -> Result<Arc<dyn EpochCache>, EpochCacheError> {
+/// [`EpochCacheError`] when the Redis URL or CA certificates cannot be used.
+pub async fn build(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn EpochCache>, EpochCacheError> {
+    let local = memory::MemoryEpochCache::new(config.epoch_cache_capacity, config.epoch_ttl);
     match &config.epoch_cache {
-        EpochCacheKind::Memory => Ok(Arc::new(memory::MemoryEpochCache::new(
-            config.epoch_cache_capacity,
-            config.epoch_ttl,
-        ))),
-        EpochCacheKind::Redis(url) => Ok(Arc::new(
-            redis::RedisEpochCache::connect(url, config.epoch_ttl).await?,
-        )),
+        EpochCacheKind::Memory => Ok(Arc::new(local)),
+        EpochCacheKind::Redis(url) => {
+            let redis = redis::RedisEpochCache::new_lazy(&redis::RedisSettings {
+                url: url.clone(),
+                password: config
+                    .redis_password
+                    .as_ref()
+                    .map(|p| p.expose().to_owned()),
+                ca_pem: config
+                    .epoch_cache_ca_file
+                    .as_ref()
+                    .map(|ca| ca.pem().to_vec()),
+                ttl: config.epoch_ttl,
+                response_timeout: Some(config.epoch_cache_timeout),
+            })?;
+            let answered = match tokio::time::timeout(START_TIMEOUT, redis.load_script()).await {
+                Ok(Ok(())) => {
+                    info!(url = %redis::redact_url(url), "Epoch cache: Redis answers.");
+                    true
+                }
+                Ok(Err(e)) => {
+                    error!(
+                        url = %redis::redact_url(url), error = %e,
+                        "Epoch cache: Redis does not answer at start; resolving locally until it does."
+                    );
+                    false
+                }
+                Err(_) => {
+                    error!(
+                        url = %redis::redact_url(url),
+                        timeout_secs = START_TIMEOUT.as_secs(),
+                        "Epoch cache: Redis does not answer at start; resolving locally until it does."
+                    );
+                    false
+                }
+            };
+            Ok(Arc::new(shared::SharedEpochCache::new(
+                redis,
+                local,
+                config.epoch_cache_timeout,
+                metrics,
+                answered,
+            )))
+        }
     }
 }

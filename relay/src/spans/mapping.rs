@@ -27,7 +27,8 @@
 //!    `response_size` → `content_length`.
 //! 8. **Flags**: status 4xx → `error`, 429 → `throttle`, 5xx → `fault` (core's segment
 //!    model); `response_flags` fault codes (UH, UF, NR, …) and `BlackHoleCluster` →
-//!    `fault`, RL → `throttle`; `grpc.status_code` as DESIGN maps gRPC codes; the
+//!    `fault`, RL → `throttle`; `grpc.status_code` (and `grpc.message`) as core's
+//!    [`meshray_core::grpc`] maps gRPC codes, with the cause the filter gives it; the
 //!    tracer's error signal (Zipkin `error` tag, OTLP status ERROR) → `fault` unless the
 //!    status already says 4xx (OTel marks CLIENT spans of 4xx answers as errors; Zipkin
 //!    does not) or a gRPC code decided.
@@ -44,6 +45,7 @@
 //!     relay's epoch cache gives it the epoch of the first document seen.
 
 use meshray_core::cluster::{self, Classification, ClusterKind, Direction, RemoteService};
+use meshray_core::grpc::GrpcStatus;
 use meshray_core::ids::SpanId;
 use meshray_core::response_flags::FlagCodes;
 use meshray_core::segment::{Document, HttpRequest, HttpResponse};
@@ -217,12 +219,10 @@ struct Outcome {
     fault: bool,
     /// Throttled beyond what the status says.
     throttle: bool,
-    /// An error beyond what the status says.
-    error: bool,
     /// The response flags, when set.
     flags_label: Option<String>,
-    /// The gRPC status code, for gRPC calls.
-    grpc_status: Option<i64>,
+    /// The gRPC status and message, for gRPC calls.
+    grpc: Option<(GrpcStatus, Option<String>)>,
 }
 
 impl Outcome {
@@ -235,19 +235,14 @@ impl Outcome {
             .tag("response_size")
             .and_then(|s| s.trim().parse::<u64>().ok());
         let flags = FlagCodes::parse(span.tag("response_flags").unwrap_or_default());
-        let grpc_status = span
+        let grpc = span
             .tag("grpc.status_code")
-            .and_then(|s| s.trim().parse::<i64>().ok());
-        let (mut fault, mut throttle, error) = match grpc_status {
-            None | Some(0) => (false, false, false),
-            Some(8) => (false, true, true),
-            Some(2 | 4 | 12 | 13 | 14 | 15) => (true, false, false),
-            Some(_) => (false, false, true),
-        };
-        fault |= flags.is_fault() || classification.is_blackholed();
-        throttle |= flags.is_throttle();
+            .and_then(|code| GrpcStatus::parse(code.as_bytes()))
+            .map(|status| (status, span.tag("grpc.message").map(str::to_owned)));
+        let mut fault = flags.is_fault() || classification.is_blackholed();
+        let throttle = flags.is_throttle();
         let status_is_4xx = status.is_some_and(|s| (400..500).contains(&s));
-        if span.error && grpc_status.is_none() && !status_is_4xx {
+        if span.error && grpc.is_none() && !status_is_4xx {
             fault = true;
         }
         Self {
@@ -257,9 +252,8 @@ impl Outcome {
             },
             fault,
             throttle,
-            error,
             flags_label: flags.to_label(),
-            grpc_status,
+            grpc,
         }
     }
 
@@ -268,12 +262,11 @@ impl Outcome {
         let mut doc = doc.with_http_response(self.response.clone());
         doc.fault |= self.fault;
         doc.throttle |= self.throttle;
-        doc.error |= self.error;
         if let Some(label) = &self.flags_label {
             doc = doc.with_annotation("response_flags", label);
         }
-        if let Some(code) = self.grpc_status {
-            doc = doc.with_annotation("grpc_status", &code.to_string());
+        if let Some((status, message)) = &self.grpc {
+            doc = doc.with_grpc_status(*status, message.as_deref());
         }
         doc
     }
@@ -303,23 +296,11 @@ fn describe_local(mut doc: Document, span: &Span) -> Document {
 }
 
 /// Rule 10 for subsegments: where the call went, as the filter records it.
-fn describe_remote(mut doc: Document, span: &Span, remote: &RemoteService) -> Document {
-    doc = doc.with_metadata("istio", "destination_host", &remote.host);
-    if let Some(namespace) = &remote.namespace {
-        doc = doc.with_metadata("istio", "destination_namespace", namespace);
-    }
-    if let Some(subset) = &remote.subset {
-        doc = doc.with_metadata("istio", "destination_subset", subset);
-    }
-    if let Some(port) = remote.port {
-        doc = doc.with_metadata("istio", "destination_port", &port.to_string());
-    }
-    if let Some(cluster) = span
+fn describe_remote(doc: Document, span: &Span, remote: &RemoteService) -> Document {
+    let cluster = span
         .tag(TAG_UPSTREAM_CLUSTER_NAME)
-        .or_else(|| span.tag(TAG_UPSTREAM_CLUSTER))
-    {
-        doc = doc.with_metadata("istio", "upstream_cluster", cluster);
-    }
+        .or_else(|| span.tag(TAG_UPSTREAM_CLUSTER));
+    let doc = doc.with_destination(remote, cluster);
     describe_envoy(doc, span)
 }
 
@@ -671,7 +652,7 @@ mod tests {
             bool,
             bool,
             Option<&'static str>,
-            Option<&'static str>,
+            Option<i64>,
         );
         let cases: [Case; 13] = [
             (&[], false, false, false, false, None, None),
@@ -754,7 +735,7 @@ mod tests {
                 false,
                 false,
                 None,
-                Some("0"),
+                Some(0),
             ),
             (
                 &[("grpc.status_code", "8")],
@@ -763,7 +744,7 @@ mod tests {
                 true,
                 false,
                 None,
-                Some("8"),
+                Some(8),
             ),
             (
                 &[("grpc.status_code", "14")],
@@ -772,7 +753,7 @@ mod tests {
                 false,
                 true,
                 None,
-                Some("14"),
+                Some(14),
             ),
             (
                 &[("grpc.status_code", "5")],
@@ -781,7 +762,7 @@ mod tests {
                 false,
                 false,
                 None,
-                Some("5"),
+                Some(5),
             ),
         ];
         for (tags, signal, error, throttle, fault, flags, grpc) in cases {
@@ -804,11 +785,23 @@ mod tests {
             assert_eq!(
                 doc["annotations"]
                     .get("grpc_status")
-                    .and_then(Value::as_str),
+                    .and_then(Value::as_i64),
                 grpc,
                 "{tags:?}"
             );
         }
+        // A failed gRPC call names its status (and `grpc.message`) as the cause, as the
+        // filter does.
+        let unavailable = json_of(&span(
+            SpanKind::Server,
+            "inbound|9080||",
+            None,
+            &[("grpc.status_code", "14"), ("grpc.message", "backend down")],
+        ));
+        assert_eq!(
+            unavailable["cause"]["exceptions"][0]["message"], "gRPC UNAVAILABLE (14): backend down",
+            "{unavailable}"
+        );
         let blackholed = json_of(&span(
             SpanKind::Client,
             "BlackHoleCluster",

@@ -25,6 +25,13 @@ pub fn epoch_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Seconds since the Unix epoch, now, with the fraction (a document's `start_time`).
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The current epoch seconds as 8 hex digits (an X-Ray trace id's time part).
 pub fn now_epoch_hex() -> String {
     format!("{:08x}", epoch_secs(SystemTime::now()))

@@ -1,4 +1,4 @@
-//! Envoy sidecars shaped like Istio's, generated and run by the harness.
+//! The bootstrap of an Envoy sidecar shaped like Istio's.
 //!
 //! Each sidecar (one per pod) gets what an Istio proxy of the pod would get from istiod,
 //! reduced to static resources:
@@ -13,28 +13,21 @@
 //! - the meshray wasm filter before the router on both listeners (optional), and
 //!   Envoy's Zipkin tracer on both listeners (optional), as Istio's default provider.
 //!
-//! Everything listens on 127.0.0.1 port 0: the admin address comes from
-//! `--admin-address-path`, listener ports from admin `GET /listeners?format=json`.
+//! Every listener and the admin address bind 127.0.0.1 port 0.
 //! Istio's default retry policy (retry 503 twice) is left out so every call is one attempt.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::error::{HarnessError, Result};
-use crate::http::HttpClient;
-use crate::paths;
-use crate::process::ChildProcess;
 
-/// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`; the filter's
-/// default `relay_cluster`.
-pub const RELAY_CLUSTER: &str = "outbound|8080||meshray-relay.meshray.svc.cluster.local";
-/// The relay Service's authority, as the filter's default `relay_authority`.
-pub const RELAY_AUTHORITY: &str = "meshray-relay.meshray.svc.cluster.local:8080";
+/// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`: the filter's
+/// default `relay_cluster`, so the tests' plugin configs need not name it.
+pub const RELAY_CLUSTER: &str = meshray_filter::config::DEFAULT_RELAY_CLUSTER;
+/// The relay Service's authority: the filter's default `relay_authority`.
+pub const RELAY_AUTHORITY: &str = meshray_filter::config::DEFAULT_RELAY_AUTHORITY;
 /// The Zipkin collector's cluster (Istio's `zipkin.istio-system:9411`).
 pub const ZIPKIN_CLUSTER: &str = "outbound|9411||zipkin.istio-system.svc.cluster.local";
 /// The inbound cluster of the app port, as Istio ≥ 1.9 names it.
@@ -49,8 +42,6 @@ pub const OUTBOUND_LISTENER: &str = "0.0.0.0_9080";
 pub const CLUSTER_ID: &str = "Kubernetes";
 /// `MESH_ID` node metadata (Istio's default trust domain).
 pub const MESH_ID: &str = "cluster.local";
-/// How long a sidecar may take to load its wasm VMs and open its listeners.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 // === Workload ===
 
@@ -433,291 +424,6 @@ fn socket_address(addr: SocketAddr) -> Value {
     json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
 }
 
-// === Sidecar ===
-
-/// A running Envoy sidecar, killed on drop.
-#[derive(Debug)]
-pub struct Sidecar {
-    workload: Workload,
-    process: ChildProcess,
-    admin: SocketAddr,
-    inbound: SocketAddr,
-    outbound: SocketAddr,
-    config_path: PathBuf,
-    client: HttpClient,
-}
-
-impl Sidecar {
-    /// Writes `<dir>/envoy.json` from `spec` and starts Envoy on it (log `<dir>/envoy.log`),
-    /// then waits until it is LIVE and both listeners are bound.
-    ///
-    /// # Errors
-    /// [`HarnessError::Missing`] without Envoy; [`HarnessError::Exited`] when Envoy rejects the
-    /// config (e.g. the filter fails to load); [`HarnessError::Timeout`].
-    pub async fn start(dir: &Path, spec: &SidecarSpec) -> Result<Self> {
-        let envoy = paths::envoy()?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
-        let config_path = dir.join("envoy.json");
-        write_json(&config_path, &spec.bootstrap())?;
-        let admin_path = dir.join("admin.addr");
-        let mut command = Command::new(&envoy);
-        command
-            .arg("-c")
-            .arg(&config_path)
-            .arg("--concurrency")
-            .arg(spec.concurrency.max(1).to_string())
-            .arg("--disable-hot-restart")
-            .arg("--use-dynamic-base-id")
-            .arg("--admin-address-path")
-            .arg(&admin_path)
-            .args(["--log-level", "info", "--component-log-level", "wasm:info"]);
-        let what = format!("envoy sidecar of {}", spec.workload.workload_name());
-        let mut process = ChildProcess::spawn(&what, command, &dir.join("envoy.log"))?;
-        let client = HttpClient::new();
-
-        let admin = process
-            .wait_for("envoy admin address", START_TIMEOUT, || {
-                let path = admin_path.clone();
-                async move {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    Ok(text.trim().parse::<SocketAddr>().ok())
-                }
-            })
-            .await?;
-        process
-            .wait_for("envoy to be LIVE", START_TIMEOUT, || {
-                let client = client.clone();
-                async move {
-                    let ready = client.get(&format!("http://{admin}/ready")).await;
-                    Ok(ready.ok().filter(|r| r.status == 200).map(|_| ()))
-                }
-            })
-            .await?;
-        let ports = process
-            .wait_for("envoy listeners", START_TIMEOUT, || {
-                let client = client.clone();
-                async move {
-                    let Ok(response) = client
-                        .get(&format!("http://{admin}/listeners?format=json"))
-                        .await
-                    else {
-                        return Ok(None);
-                    };
-                    let listeners = parse_listeners(&response.body)?;
-                    Ok(
-                        match (
-                            listeners.get(INBOUND_LISTENER),
-                            listeners.get(OUTBOUND_LISTENER),
-                        ) {
-                            (Some(i), Some(o)) if i.port() != 0 && o.port() != 0 => Some((*i, *o)),
-                            _ => None,
-                        },
-                    )
-                }
-            })
-            .await?;
-        Ok(Self {
-            workload: spec.workload.clone(),
-            process,
-            admin,
-            inbound: ports.0,
-            outbound: ports.1,
-            config_path,
-            client,
-        })
-    }
-
-    /// The pod's identity.
-    pub fn workload(&self) -> &Workload {
-        &self.workload
-    }
-
-    /// The inbound listener (what other pods' outbound clusters, and ingress, call).
-    pub fn inbound_addr(&self) -> SocketAddr {
-        self.inbound
-    }
-
-    /// The outbound listener (what the app calls, with `Host: <service>:9080`).
-    pub fn outbound_addr(&self) -> SocketAddr {
-        self.outbound
-    }
-
-    /// The admin address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin
-    }
-
-    /// The generated bootstrap file.
-    pub fn config_path(&self) -> &Path {
-        &self.config_path
-    }
-
-    /// Envoy's log file.
-    pub fn log_path(&self) -> &Path {
-        self.process.log_path()
-    }
-
-    /// Envoy's process id.
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// Fails with the log tail if Envoy has exited.
-    ///
-    /// # Errors
-    /// [`HarnessError::Exited`].
-    pub fn check_running(&mut self) -> Result<()> {
-        self.process.check_running()
-    }
-
-    /// Counter and gauge values of admin `GET /stats?filter=<regex>`.
-    ///
-    /// # Errors
-    /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
-    pub async fn stats(&self, filter: &str) -> Result<Stats> {
-        let url = format!("http://{}/stats?filter={filter}", self.admin);
-        let response = self.client.get(&url).await?;
-        if response.status != 200 {
-            return Err(HarnessError::unexpected(
-                format!("status of {url}"),
-                format!("{}: {}", response.status, response.text()),
-            ));
-        }
-        Ok(Stats::parse(&response.text()))
-    }
-
-    /// The filter's metrics: [`Sidecar::stats`] with filter `meshray`.
-    ///
-    /// # Errors
-    /// As [`Sidecar::stats`].
-    pub async fn meshray_stats(&self) -> Result<Stats> {
-        self.stats("meshray").await
-    }
-
-    /// Envoy's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
-    ///
-    /// # Errors
-    /// [`HarnessError::Io`] or [`HarnessError::Unexpected`] when it cannot be read.
-    pub fn rss_bytes(&self) -> Result<u64> {
-        rss_bytes(self.pid())
-    }
-}
-
-/// Envoy stats as name → value (only lines whose value is an integer).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats(pub BTreeMap<String, u64>);
-
-impl Stats {
-    /// Parses the text format of admin `/stats` (`name: value` per line).
-    pub fn parse(text: &str) -> Self {
-        Self(
-            text.lines()
-                .filter_map(|line| {
-                    let (name, value) = line.rsplit_once(": ")?;
-                    Some((name.trim().to_owned(), value.trim().parse().ok()?))
-                })
-                .collect(),
-        )
-    }
-
-    /// The stat called `name` exactly, or the one whose name ends in `.name` (Envoy prefixes
-    /// wasm metrics, e.g. `wasmcustom.`).
-    pub fn get(&self, name: &str) -> Option<u64> {
-        self.0.get(name).copied().or_else(|| {
-            let suffix = format!(".{name}");
-            self.0
-                .iter()
-                .find(|(k, _)| k.ends_with(&suffix))
-                .map(|(_, v)| *v)
-        })
-    }
-}
-
-/// The bound address of each listener in admin `/listeners?format=json`.
-///
-/// # Errors
-/// [`HarnessError::Unexpected`] when the body is not the expected JSON.
-pub fn parse_listeners(body: &[u8]) -> Result<BTreeMap<String, SocketAddr>> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| HarnessError::unexpected("admin /listeners body", e.to_string()))?;
-    let mut out = BTreeMap::new();
-    for status in value["listener_statuses"].as_array().into_iter().flatten() {
-        let (Some(name), Some(ip), Some(port)) = (
-            status["name"].as_str(),
-            status["local_address"]["socket_address"]["address"].as_str(),
-            status["local_address"]["socket_address"]["port_value"].as_u64(),
-        ) else {
-            continue;
-        };
-        if let (Ok(ip), Ok(port)) = (ip.parse(), u16::try_from(port)) {
-            out.insert(name.to_owned(), SocketAddr::new(ip, port));
-        }
-    }
-    Ok(out)
-}
-
-/// The resident set size of process `pid` in bytes.
-///
-/// # Errors
-/// [`HarnessError::Io`] or [`HarnessError::Unexpected`] when `/proc` cannot be read.
-pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status =
-        std::fs::read_to_string(&path).map_err(|e| HarnessError::io(format!("read {path}"), e))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| HarnessError::unexpected(path, "no VmRSS line"))
-}
-
-/// Runs `envoy --mode validate -c <config>`.
-///
-/// # Errors
-/// [`HarnessError::Missing`] without Envoy; [`HarnessError::Unexpected`] with Envoy's output
-/// when the config is rejected.
-pub async fn validate(config: &Path) -> Result<()> {
-    let envoy = paths::envoy()?;
-    let output = tokio::process::Command::new(&envoy)
-        .args([
-            "--mode",
-            "validate",
-            "--disable-hot-restart",
-            "-l",
-            "error",
-            "-c",
-        ])
-        .arg(config)
-        .output()
-        .await
-        .map_err(|source| HarnessError::Spawn {
-            what: "envoy --mode validate".to_owned(),
-            program: envoy.clone(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::unexpected(
-            format!("envoy validation of {}", config.display()),
-            format!(
-                "{}\n{}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        ))
-    }
-}
-
 /// Writes `value` pretty-printed to `path`.
 ///
 /// # Errors
@@ -729,10 +435,10 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec() -> SidecarSpec {
+    pub(crate) fn spec() -> SidecarSpec {
         SidecarSpec {
             workload: Workload::new("reviews", "v1"),
             app_addr: "127.0.0.1:10001".parse().unwrap(),
@@ -803,63 +509,6 @@ mod tests {
                 r#"{"flush_interval_ms":200}"#
             );
             assert_eq!(filters[1]["name"], "envoy.filters.http.router");
-        }
-    }
-
-    #[test]
-    fn parses_stats_and_listeners() {
-        let stats = Stats::parse(
-            "wasmcustom.meshray_segments_sent_total: 12\nwasmcustom.meshray_latency: P0(nan,0)\n",
-        );
-        assert_eq!(stats.get("meshray_segments_sent_total"), Some(12));
-        assert_eq!(
-            stats.get("wasmcustom.meshray_segments_sent_total"),
-            Some(12)
-        );
-        assert_eq!(stats.get("meshray_latency"), None);
-
-        let body = br#"{"listener_statuses":[{"name":"virtualInbound","local_address":{"socket_address":{"address":"127.0.0.1","port_value":40469}}}]}"#;
-        let listeners = parse_listeners(body).unwrap();
-        assert_eq!(
-            listeners["virtualInbound"],
-            "127.0.0.1:40469".parse().unwrap()
-        );
-    }
-
-    #[test]
-    fn rss_of_this_process_is_positive() {
-        assert!(rss_bytes(std::process::id()).unwrap() > 0);
-    }
-
-    /// The generated bootstrap (without the filter, whose module may not be built) passes
-    /// `envoy --mode validate`.
-    #[tokio::test]
-    async fn bootstrap_passes_envoy_validation() {
-        let dir = crate::run_dir::RunDir::new("envoy-validate").unwrap();
-        let path = dir.path().join("envoy.json");
-        write_json(&path, &spec().bootstrap()).unwrap();
-        validate(&path).await.unwrap();
-        // And with each of Envoy's tracers reporting to the relay.
-        for tracer in [RelayTracer::Zipkin, RelayTracer::OpenTelemetry] {
-            let spec = SidecarSpec {
-                zipkin_collector: None,
-                tracer_to_relay: Some(tracer),
-                ..spec()
-            };
-            let bootstrap = spec.bootstrap();
-            let listeners = bootstrap["static_resources"]["listeners"]
-                .as_array()
-                .unwrap();
-            for listener in listeners {
-                let hcm = &listener["filter_chains"][0]["filters"][0]["typed_config"];
-                let provider = &hcm["tracing"]["provider"]["typed_config"];
-                let cluster = provider["collector_cluster"]
-                    .as_str()
-                    .or(provider["http_service"]["http_uri"]["cluster"].as_str());
-                assert_eq!(cluster, Some(RELAY_CLUSTER), "{tracer:?}");
-            }
-            write_json(&path, &bootstrap).unwrap();
-            validate(&path).await.unwrap();
         }
     }
 }

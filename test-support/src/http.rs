@@ -1,7 +1,8 @@
 //! A small HTTP/1 client (hyper-util's pooled client) with a per-request timeout.
 //!
 //! The sample app uses it for its calls through the sidecars, the harness for Envoy's
-//! admin API, and the tests for their requests into the mesh.
+//! admin API, the end-to-end tests for their requests into the mesh, and the relay's tests
+//! for their requests to the relay ([`request`]).
 
 use std::time::Duration;
 
@@ -38,6 +39,42 @@ impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The body as JSON.
+    ///
+    /// # Errors
+    /// [`HarnessError::Unexpected`], with the body, when it is not JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            HarnessError::unexpected(
+                format!("JSON body (status {})", self.status),
+                format!("{e}: {}", self.text()),
+            )
+        })
+    }
+}
+
+/// One request to `http://{addr}{path}` with a JSON `body` (may be empty), on a client of
+/// its own (its connection closes with it), with [`DEFAULT_TIMEOUT`].
+///
+/// # Errors
+/// As [`HttpClient::send`].
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: Method,
+    path: &str,
+    body: &[u8],
+) -> Result<HttpResponse> {
+    let headers = header_map(&[("content-type", "application/json")])?;
+    HttpClient::new()
+        .send(
+            method,
+            &format!("http://{addr}{path}"),
+            &headers,
+            Bytes::copy_from_slice(body),
+            DEFAULT_TIMEOUT,
+        )
+        .await
 }
 
 /// A cloneable HTTP/1 client with connection pooling.

@@ -3,14 +3,20 @@
 //! moto (werkzeug) accepts `-p 0`, binds a free port and logs
 //! `Running on http://127.0.0.1:PORT`; the harness reads the port from that line. What moto
 //! checks and what it does not (no service graphs) is in DESIGN "The local X-Ray API".
+//!
+//! [`sdk_config`] is the one AWS SDK configuration of every test (fixed region, dummy
+//! static credentials, the endpoint): the relay in-process gets it as its `aws` setting,
+//! [`xray_client`] reads back through it, and the relay binary gets the same values as
+//! environment variables ([`crate::relay`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_sdk_xray::config::retry::RetryConfig;
-use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 
 use crate::error::{HarnessError, Result};
 use crate::paths;
@@ -77,6 +83,11 @@ impl Moto {
         format!("http://{}", self.addr)
     }
 
+    /// The AWS SDK config for this server ([`sdk_config`]).
+    pub fn sdk_config(&self) -> SdkConfig {
+        sdk_config(&self.endpoint())
+    }
+
     /// An X-Ray client pointed at this server.
     pub fn client(&self) -> aws_sdk_xray::Client {
         xray_client(&self.endpoint())
@@ -101,20 +112,26 @@ impl Moto {
     }
 }
 
-/// An X-Ray client for `endpoint` with [`REGION`] and dummy static credentials, built
-/// explicitly (no environment or profile is read). Retries are off: the harness polls.
-pub fn xray_client(endpoint: &str) -> aws_sdk_xray::Client {
-    let config = aws_sdk_xray::Config::builder()
+/// The AWS SDK config of the tests: [`REGION`], dummy static credentials, `endpoint`
+/// (e.g. `http://127.0.0.1:PORT`). Built explicitly: no environment or profile is read.
+pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             ACCESS_KEY_ID,
             SECRET_ACCESS_KEY,
             None,
             None,
-            "meshray-e2e",
-        ))
+            "meshray-test-support",
+        )))
         .endpoint_url(endpoint)
+        .build()
+}
+
+/// An X-Ray client on [`sdk_config`] with retries off: the tests poll.
+pub fn xray_client(endpoint: &str) -> aws_sdk_xray::Client {
+    let config = aws_sdk_xray::config::Builder::from(&sdk_config(endpoint))
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_xray::Client::from_conf(config)
