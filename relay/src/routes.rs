@@ -15,7 +15,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::body::BodyError;
 use crate::ingest::{Ingest, IngestError};
@@ -74,17 +76,21 @@ async fn post_segments(
             .endpoint_rejected(endpoint::SEGMENTS, refuse::MALFORMED, 1);
         error(StatusCode::BAD_REQUEST, message)
     };
-    let documents = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Array(documents)) => documents,
-        Ok(_) => {
-            return malformed(
-                "the body must be a JSON array of X-Ray segment documents".to_owned(),
-            );
+    // Each document is kept as its text, borrowed from the body; only what is checked
+    // is parsed (ingest).
+    let documents = match serde_json::from_slice::<Vec<&RawValue>>(&bytes) {
+        Ok(documents) => documents,
+        Err(e) => {
+            return match serde_json::from_slice::<IgnoredAny>(&bytes) {
+                Ok(_) => {
+                    malformed("the body must be a JSON array of X-Ray segment documents".to_owned())
+                }
+                Err(_) => malformed(format!("the body is not valid JSON: {e}")),
+            };
         }
-        Err(e) => return malformed(format!("the body is not valid JSON: {e}")),
     };
     let count = documents.len();
-    match state.ingest.submit(documents).await {
+    match state.ingest.submit(&documents).await {
         Ok(report) => {
             state.metrics.endpoint_received(endpoint::SEGMENTS, count);
             state.metrics.endpoint_rejected(
