@@ -140,10 +140,13 @@ fn relay_validation(c: &mut Criterion) {
         "destination_host",
         "ratings.default.svc.cluster.local",
     );
-    let one = segment()
-        .with_subsegment(call)
-        .to_json_within_limit()
-        .unwrap_or_default();
+    let one = String::from_utf8(
+        segment()
+            .with_subsegment(call)
+            .to_json_within_limit()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
     let body = format!("[{}]", vec![one.as_str(); 50].join(","));
     c.bench_function(
         "relay validation: 50-document body, Value tree + validate_document + serialise",
