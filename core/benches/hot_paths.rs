@@ -134,7 +134,7 @@ fn relay_validation(c: &mut Criterion) {
         "1-6b0e8dd9-84b70bd7662896c6e022cc5c".to_owned(),
         1_796_115_929.860_102,
     )
-    .with_end_time(1_796_115_929.900_000)
+    .with_end_time(1_796_115_929.9)
     .with_metadata(
         "istio",
         "destination_host",
