@@ -149,6 +149,7 @@ pub async fn run(
         listener,
         routes::router(Arc::clone(&state)),
         config.max_connections,
+        config.client_timeout,
         shutdown,
     )
     .await;

@@ -11,6 +11,8 @@
 )]
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod fake_xray;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -106,7 +108,7 @@ pub fn test_config() -> Config {
         daemon_listen: None,
         batch_interval: Duration::from_millis(50),
         drain_deadline: Duration::from_secs(10),
-        max_attempts: 3,
+        retry_for: Duration::from_secs(2),
         ..Config::default()
     }
 }
