@@ -322,3 +322,55 @@ async fn futures_connect(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     }
     streams
 }
+
+/// Bad datagrams on the daemon UDP port — no header, a wrong header, JSON that is not a
+/// document, invalid UTF-8, one over 64 KiB — are each dropped and counted; the good
+/// datagram among them is delivered.
+#[tokio::test]
+async fn bad_daemon_datagrams_are_counted_and_dropped() {
+    let dir = RunDir::new("bad-input-udp").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let config = Config {
+        sink: SinkKind::File(out.clone()),
+        ..test_config()
+    };
+    let (relay, udp) = Relay::start_with_daemon(config, &dir.path().join("addr")).await;
+    let header = r#"{"format":"json","version":1}"#;
+    let good = segment("checkout", &new_xray_trace_id(), now_secs());
+    let mut invalid_utf8 = format!("{header}\n").into_bytes();
+    invalid_utf8.extend_from_slice(&[b'{', 0xff, b'}']);
+    let datagrams: Vec<Vec<u8>> = vec![
+        good.to_string().into_bytes(),
+        format!("{{\"format\":\"protobuf\"}}\n{good}").into_bytes(),
+        format!("{header}\n[1,2,3]").into_bytes(),
+        format!("{header}\n{{\"name\":\"no ids\"}}").into_bytes(),
+        invalid_utf8,
+        format!("{header}\n{}", "x".repeat(70_000)).into_bytes(),
+        format!("{header}\n{good}").into_bytes(),
+    ];
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for datagram in &datagrams {
+        // The 70 kB one may be refused by the kernel already; either way it is not read.
+        let _ = socket.send_to(datagram, udp).await;
+    }
+    meshray_test_support::wait::wait_until(
+        "the datagrams counted",
+        Duration::from_secs(10),
+        || async { relay.metric("meshray_relay_documents_received_total").await >= 6.0 },
+    )
+    .await
+    .unwrap();
+    let invalid = relay
+        .metric("meshray_relay_documents_rejected_total{reason=\"invalid\"}")
+        .await;
+    assert!((5.0..=6.0).contains(&invalid), "rejected {invalid}");
+    assert_eq!(
+        relay.metric("meshray_relay_documents_accepted_total").await,
+        1.0
+    );
+    still_serves(&relay).await;
+    relay.stop().await.unwrap();
+    let written = read_lines(&out);
+    assert_eq!(written.len(), 2);
+    assert!(written.iter().any(|d| d["id"] == good["id"]));
+}
