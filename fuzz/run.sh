@@ -23,6 +23,9 @@ for file in fuzz/libfuzzer/fuzz_targets/*.rs; do
   if [[ -z "$only" || " $only " == *" $name "* ]]; then targets+=("$name"); fi
 done
 
+# The fuzzed crates build with the versions the workspace locked (a new lock would
+# resolve them again and could test other versions than the ones shipped).
+[[ -f fuzz/libfuzzer/Cargo.lock ]] || cp Cargo.lock fuzz/libfuzzer/Cargo.lock
 echo "fuzz: building ${#targets[@]} targets (nightly, cargo-fuzz, release)"
 cargo +nightly fuzz build --fuzz-dir fuzz/libfuzzer --sanitizer none --release \
   --target-dir "$out/build" >"$out/build.log" 2>&1 || {

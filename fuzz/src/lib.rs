@@ -11,7 +11,9 @@
 //!   the filter never writes an invalid header and every document it emits is one the
 //!   relay accepts;
 //! - [`segments`], [`daemon_datagram`]: the relay's `POST /v1/segments` (through its
-//!   router) and the daemon's UDP frames — never a 5xx, every document accounted for.
+//!   router) and the daemon's UDP frames — never a 5xx, every document accounted for;
+//! - [`zipkin`], [`otlp_protobuf`], [`otlp_json`]: Envoy's own tracers' payloads at
+//!   `POST /api/v2/spans` and `POST /v1/traces` — never a 5xx, valid documents queued.
 //!
 //! [`TARGETS`] lists them for the libFuzzer binaries (`fuzz/libfuzzer`, nightly,
 //! `make fuzz`) and for the corpus replay (`tests/corpus.rs`, stable, `make test`).
@@ -24,7 +26,7 @@ mod relay;
 
 pub use filter::{filter_request, plugin_config};
 pub use headers::{cluster_names, propagation};
-pub use relay::{daemon_datagram, segments};
+pub use relay::{daemon_datagram, otlp_json, otlp_protobuf, segments, zipkin};
 
 /// A fuzz target: panics when an invariant breaks, returns otherwise.
 pub type Target = fn(&[u8]);
@@ -37,6 +39,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("filter_request", filter_request),
     ("segments", segments),
     ("daemon_datagram", daemon_datagram),
+    ("zipkin", zipkin),
+    ("otlp_protobuf", otlp_protobuf),
+    ("otlp_json", otlp_json),
 ];
 
 /// Splits fuzz input into `name: value` lines, the text form the header-shaped

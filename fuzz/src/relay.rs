@@ -1,5 +1,6 @@
 //! Targets for the relay's ingest: HTTP bodies through its real router (validation,
-//! epoch resolution, queueing) and daemon UDP frames.
+//! epoch resolution, queueing) — X-Ray segments, Zipkin v2, OTLP protobuf and JSON —
+//! and daemon UDP frames.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
@@ -16,6 +17,7 @@ use meshray_relay::ingest::Ingest;
 use meshray_relay::metrics::Metrics;
 use meshray_relay::queue::{self, QueueReceiver};
 use meshray_relay::routes::{self, AppState};
+use meshray_relay::spans::endpoints::{OTLP_PATH, ZIPKIN_PATH};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -174,4 +176,91 @@ pub fn daemon_datagram(data: &[u8]) {
         }
         Err(error) => assert!(!error.to_string().is_empty()),
     }
+}
+
+/// Checks every queued document is one the relay's validation accepts again.
+fn queued_documents_are_valid(answer: &Answer) {
+    for json in &answer.queued {
+        let value = serde_json::from_str::<Value>(json).unwrap_or_default();
+        assert!(
+            validate_document(value).is_ok(),
+            "queued an invalid document: {json}"
+        );
+    }
+}
+
+/// A Zipkin v2 JSON body at `POST /api/v2/spans`, as Envoy's Zipkin tracer posts it.
+///
+/// Checks: 202, 400, 413 or 429 — never a 5xx; with 202, every span is accepted or
+/// rejected with its index; what was queued is valid.
+pub fn zipkin(data: &[u8]) {
+    let Some(answer) = post(ZIPKIN_PATH, "application/json", data) else {
+        return;
+    };
+    let allowed = [
+        StatusCode::ACCEPTED,
+        StatusCode::BAD_REQUEST,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::TOO_MANY_REQUESTS,
+    ];
+    assert!(
+        allowed.contains(&answer.status),
+        "status {} for {:?}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    if answer.status == StatusCode::ACCEPTED {
+        let spans = serde_json::from_slice::<Value>(data)
+            .ok()
+            .and_then(|body| body.as_array().map(Vec::len));
+        let report = serde_json::from_slice::<Value>(&answer.body).unwrap_or_default();
+        let accepted = report["accepted"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok());
+        let rejected = report["rejected"].as_array().map(Vec::len);
+        assert_eq!(
+            accepted.zip(rejected).map(|(a, r)| a + r),
+            spans,
+            "spans unaccounted for: {report}"
+        );
+    } else {
+        assert!(answer.queued.is_empty(), "a refused body queued documents");
+    }
+    queued_documents_are_valid(&answer);
+}
+
+/// An OTLP/HTTP protobuf body at `POST /v1/traces`, as Envoy's OpenTelemetry tracer
+/// posts it.
+///
+/// Checks: 200, 400, 413 or 429 — never a 5xx; what was queued is valid.
+pub fn otlp_protobuf(data: &[u8]) {
+    otlp(data, "application/x-protobuf");
+}
+
+/// An OTLP/HTTP JSON body at `POST /v1/traces`. Same checks as [`otlp_protobuf`].
+pub fn otlp_json(data: &[u8]) {
+    otlp(data, "application/json");
+}
+
+/// One OTLP body with `content_type`.
+fn otlp(data: &[u8], content_type: &str) {
+    let Some(answer) = post(OTLP_PATH, content_type, data) else {
+        return;
+    };
+    let allowed = [
+        StatusCode::OK,
+        StatusCode::BAD_REQUEST,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::TOO_MANY_REQUESTS,
+    ];
+    assert!(
+        allowed.contains(&answer.status),
+        "status {} for {:?}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    if answer.status != StatusCode::OK {
+        assert!(answer.queued.is_empty(), "a refused body queued documents");
+    }
+    queued_documents_are_valid(&answer);
 }
