@@ -36,7 +36,7 @@ export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
 .PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
-	clean-tools help wasm-image relay-image image-tools install uninstall bench-micro fuzz fuzz-tools
+	clean-tools help wasm-image relay-image image-tools install uninstall bench-micro fuzz fuzz-tools audit audit-tools
 
 all: build
 
@@ -91,7 +91,7 @@ relay:
 	$(CARGO) build -p meshray-relay --bins
 
 ## test: everything CI runs
-test: tools lint build wasm-image unit
+test: tools lint audit build wasm-image unit
 
 lint: fmt-check clippy yamllint
 
@@ -157,6 +157,15 @@ bench: tools bench-tools wasm bench-micro
 bench-micro:
 	$(CARGO) bench -p meshray-core --bench hot_paths --no-run
 	taskset -c 1 $(CARGO) bench -p meshray-core --bench hot_paths -- --warm-up-time 1 --measurement-time 3
+
+## audit: every dependency's license, source and version requirement checked by cargo-deny
+## (deny.toml). The advisory database is on GitHub, which this machine cannot reach:
+## CI with network access also runs `cargo deny check advisories` (docs/RELIABILITY.md).
+audit: audit-tools
+	$(CARGO) deny check licenses bans sources
+
+audit-tools:
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked
 
 ## fuzz: every parser under libFuzzer (nightly + cargo-fuzz, installed here) for FUZZ_RUNS
 ## executions (default 10^6) or FUZZ_SECONDS (default 240) per target, from the seed corpus in
