@@ -287,18 +287,17 @@ fn grpc_answer(code: u64, in_trailers: bool) -> Response {
     }
     let mut response = if in_trailers {
         // A message (field 1 = 5: the rating), then the status in the trailers.
-        let body = Full::new(grpc_frame(&[0x08, 0x05]))
-            .with_trailers(async move { Some(Ok(status)) });
+        let body =
+            Full::new(grpc_frame(&[0x08, 0x05])).with_trailers(async move { Some(Ok(status)) });
         Response::new(Body::new(body))
     } else {
         let mut response = Response::new(Body::empty());
         response.headers_mut().extend(status);
         response
     };
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static(GRPC_CONTENT_TYPE),
-    );
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(GRPC_CONTENT_TYPE));
     response
 }
 
@@ -353,7 +352,9 @@ async fn handle(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) 
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let fanout = match service {
-        Service::Productpage => number_param(query, "fanout").unwrap_or(1).clamp(1, MAX_FANOUT),
+        Service::Productpage => number_param(query, "fanout")
+            .unwrap_or(1)
+            .clamp(1, MAX_FANOUT),
         _ => 1,
     };
     let calls = (0..fanout).map(|i| {
@@ -424,7 +425,11 @@ fn call(
 }
 
 /// What a page shows for one call's `result`.
-fn answer_of(service: Service, callee: Service, result: Result<crate::http::HttpResponse>) -> Value {
+fn answer_of(
+    service: Service,
+    callee: Service,
+    result: Result<crate::http::HttpResponse>,
+) -> Value {
     match result {
         Ok(response) if response.status == 200 => {
             let inner =

@@ -9,11 +9,15 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+// Helpers outside `#[test]` functions fail the test with a message, as the tests do.
+#![allow(clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
 
-use common::{only, start_mesh};
+use common::{only, request_expecting, start_mesh};
+use hyper::http::HeaderMap;
 use meshray_core::trace::{NodeKind, ServiceMap};
 use meshray_e2e::check::trace_problems;
 use meshray_e2e::xray::{Document, Expectation, Trace};
@@ -23,16 +27,7 @@ const GATEWAY: &str = "istio-ingressgateway";
 
 /// Sends `GET /productpage?{query}` to the gateway; the answer must have `status`.
 async fn request(mesh: &mut Mesh, query: &str, status: u16) {
-    match mesh.request_productpage(query).await {
-        Ok(response) if response.status == status => {}
-        Ok(response) => panic!(
-            "?{query}: expected {status}, got {}: {}\n{}",
-            response.status,
-            response.text(),
-            mesh.diagnostics().await
-        ),
-        Err(err) => panic!("?{query}: {err}\n{}", mesh.diagnostics().await),
-    }
+    request_expecting(mesh, query, &HeaderMap::new(), status).await;
 }
 
 /// Waits until one more trace with at least `documents` top-level documents has arrived
@@ -63,11 +58,18 @@ fn request_field<'a>(doc: &'a Document, field: &str) -> Option<&'a str> {
 /// segment hangs under the gateway's productpage subsegment.
 fn check_root(trace: &Trace, query: &str, status: u64) {
     let shown = trace.render();
-    assert!(trace_problems(trace).is_empty(), "{:?}\n{shown}", trace_problems(trace));
+    assert!(
+        trace_problems(trace).is_empty(),
+        "{:?}\n{shown}",
+        trace_problems(trace)
+    );
     let root = trace
         .root_segment()
         .unwrap_or_else(|| panic!("no root segment\n{shown}"));
-    assert_eq!(root.name, GATEWAY, "root segment is named after the gateway\n{shown}");
+    assert_eq!(
+        root.name, GATEWAY,
+        "root segment is named after the gateway\n{shown}"
+    );
     assert_eq!(root.parent_id, None, "{shown}");
     assert_eq!(request_field(root, "method"), Some("GET"), "{:?}", root.raw);
     let url = request_field(root, "url").unwrap_or_default();
@@ -76,7 +78,12 @@ fn check_root(trace: &Trace, query: &str, status: u64) {
         "root segment's http.request.url is {url:?}, expected the request's URL\n{:?}",
         root.raw
     );
-    assert_eq!(root.http_status, Some(status), "root status\n{:?}", root.raw);
+    assert_eq!(
+        root.http_status,
+        Some(status),
+        "root status\n{:?}",
+        root.raw
+    );
     assert_eq!(root.fault, status >= 500, "root fault\n{:?}", root.raw);
     assert!(!root.error && !root.throttle, "{:?}", root.raw);
 
@@ -136,7 +143,11 @@ async fn the_gateways_root_segment_carries_the_request_and_its_outcome() {
         .node(GATEWAY)
         .unwrap_or_else(|| panic!("no gateway node in {map:?}"));
     assert_eq!(gateway.kind, NodeKind::Gateway, "{map:?}");
-    assert_eq!((gateway.stats.count, gateway.stats.faults), (2, 1), "{map:?}");
+    assert_eq!(
+        (gateway.stats.count, gateway.stats.faults),
+        (2, 1),
+        "{map:?}"
+    );
     let edge = map
         .edge(GATEWAY, "productpage")
         .unwrap_or_else(|| panic!("no edge gateway → productpage in {map:?}"));

@@ -9,11 +9,15 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+// Helpers outside `#[test]` functions fail the test with a message, as the tests do.
+#![allow(clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{linked_traces, only, start_mesh};
+use common::{linked_traces, only, request_expecting, start_mesh};
+use hyper::http::HeaderMap;
 use meshray_e2e::MeshOptions;
 use meshray_e2e::app::Service;
 use meshray_e2e::xray::{Document, Trace};
@@ -21,8 +25,22 @@ use meshray_e2e::xray::{Document, Trace};
 /// `(query, gRPC code, fault, error, throttle, name of the code)`.
 const CASES: [(&str, i64, bool, bool, bool, &str); 5] = [
     ("grpc=14", 14, true, false, false, "UNAVAILABLE"),
-    ("grpc=14&grpc_in=trailers", 14, true, false, false, "UNAVAILABLE"),
-    ("grpc=8&grpc_in=trailers", 8, false, true, true, "RESOURCE_EXHAUSTED"),
+    (
+        "grpc=14&grpc_in=trailers",
+        14,
+        true,
+        false,
+        false,
+        "UNAVAILABLE",
+    ),
+    (
+        "grpc=8&grpc_in=trailers",
+        8,
+        false,
+        true,
+        true,
+        "RESOURCE_EXHAUSTED",
+    ),
     ("grpc=5", 5, false, true, false, "NOT_FOUND"),
     ("grpc=0&grpc_in=trailers", 0, false, false, false, "OK"),
 ];
@@ -44,7 +62,10 @@ fn trace_of<'a>(traces: &'a [Trace], query: &str) -> &'a Trace {
         })
         .unwrap_or_else(|| {
             let shown: Vec<String> = traces.iter().map(Trace::render).collect();
-            panic!("no trace whose ratings request is ?{query}\n{}", shown.join("\n"))
+            panic!(
+                "no trace whose ratings request is ?{query}\n{}",
+                shown.join("\n")
+            )
         })
 }
 
@@ -59,18 +80,17 @@ async fn grpc_status_in_headers_or_trailers_marks_the_call() {
     };
     let mut mesh = start_mesh("grpc", options).await;
     for (query, ..) in CASES {
-        match mesh.request_productpage(query).await {
-            Ok(response) if response.status == 200 => {}
-            Ok(response) => panic!(
-                "?{query}: {}: {}\n{}",
-                response.status,
-                response.text(),
-                mesh.diagnostics().await
-            ),
-            Err(err) => panic!("?{query}: {err}\n{}", mesh.diagnostics().await),
-        }
-        let seen = mesh.pod(Service::Ratings).app.stats().last_header("content-type");
-        assert_eq!(seen.as_deref(), Some("application/grpc"), "?{query}: a gRPC call");
+        request_expecting(&mut mesh, query, &HeaderMap::new(), 200).await;
+        let seen = mesh
+            .pod(Service::Ratings)
+            .app
+            .stats()
+            .last_header("content-type");
+        assert_eq!(
+            seen.as_deref(),
+            Some("application/grpc"),
+            "?{query}: a gRPC call"
+        );
     }
     let traces = linked_traces(&mut mesh, CASES.len()).await;
     for (query, code, fault, error, throttle, name) in CASES {
@@ -80,7 +100,9 @@ async fn grpc_status_in_headers_or_trailers_marks_the_call() {
             let what = format!("?{query}: ratings (remote {})", doc.is_remote());
             assert_eq!(doc.http_status, Some(200), "{what}\n{shown}");
             assert_eq!(
-                doc.raw.pointer("/annotations/grpc_status").and_then(|v| v.as_i64()),
+                doc.raw
+                    .pointer("/annotations/grpc_status")
+                    .and_then(|v| v.as_i64()),
                 Some(code),
                 "{what}: annotation grpc_status\n{:?}",
                 doc.raw
@@ -91,7 +113,10 @@ async fn grpc_status_in_headers_or_trailers_marks_the_call() {
                 "{what}: (fault, error, throttle) for gRPC {name}\n{:?}",
                 doc.raw
             );
-            let cause = doc.raw.pointer("/cause/exceptions/0/message").and_then(|v| v.as_str());
+            let cause = doc
+                .raw
+                .pointer("/cause/exceptions/0/message")
+                .and_then(|v| v.as_str());
             if code == 0 {
                 assert_eq!(cause, None, "{what}: no cause for OK\n{:?}", doc.raw);
             } else {
@@ -102,7 +127,11 @@ async fn grpc_status_in_headers_or_trailers_marks_the_call() {
                 );
             }
         }
-        for (name, remote) in [("productpage", false), ("reviews", false), ("reviews", true)] {
+        for (name, remote) in [
+            ("productpage", false),
+            ("reviews", false),
+            ("reviews", true),
+        ] {
             let doc = only(trace, name, remote);
             assert!(!doc.fault && !doc.error, "?{query}: {name}\n{shown}");
         }

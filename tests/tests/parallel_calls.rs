@@ -8,11 +8,15 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+// Helpers outside `#[test]` functions fail the test with a message, as the tests do.
+#![allow(clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
 
-use common::start_mesh;
+use common::{request_expecting, start_mesh};
+use hyper::http::HeaderMap;
 use meshray_e2e::MeshOptions;
 use meshray_e2e::check::trace_problems;
 use meshray_e2e::xray::{Document, Expectation, Trace};
@@ -68,7 +72,9 @@ fn link_problems(trace: &Trace) -> Vec<String> {
                 reviews.parent_id, reviews_call.id
             ));
         }
-        let under = trace.enclosing_segment(&ratings_call.id).map(|s| s.id.as_str());
+        let under = trace
+            .enclosing_segment(&ratings_call.id)
+            .map(|s| s.id.as_str());
         if under != Some(reviews.id.as_str()) {
             problems.push(format!(
                 "call={call}: the ratings call {} hangs under segment {under:?}, not under \
@@ -93,16 +99,8 @@ async fn each_call_hangs_under_the_segment_that_made_it(label: &str, zipkin_trac
     };
     let mut mesh = start_mesh(label, options).await;
     for i in 0..REQUESTS {
-        match mesh.request_productpage(QUERY).await {
-            Ok(response) if response.status == 200 && !response.text().contains("error") => {}
-            Ok(response) => panic!(
-                "page {i}: {}: {}\n{}",
-                response.status,
-                response.text(),
-                mesh.diagnostics().await
-            ),
-            Err(err) => panic!("page {i}: {err}\n{}", mesh.diagnostics().await),
-        }
+        let page = request_expecting(&mut mesh, QUERY, &HeaderMap::new(), 200).await;
+        assert!(!page.text().contains("error"), "page {i}: {}", page.text());
     }
     let expect = Expectation {
         traces: REQUESTS,

@@ -12,11 +12,14 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+// Helpers outside `#[test]` functions fail the test with a message, as the tests do.
+#![allow(clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::start_mesh;
+use common::{request_expecting, start_mesh};
 use hyper::http::HeaderMap;
 use meshray_core::ids::TraceId;
 use meshray_e2e::MeshOptions;
@@ -100,17 +103,7 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
     let mut sdk_ids = Vec::new();
     for client in &clients {
         let start = now_secs();
-        match mesh.request_productpage_with("", &client.headers).await {
-            Ok(response) if response.status == 200 => {}
-            Ok(response) => panic!(
-                "{}: {}: {}\n{}",
-                client.what,
-                response.status,
-                response.text(),
-                mesh.diagnostics().await
-            ),
-            Err(err) => panic!("{}: {err}\n{}", client.what, mesh.diagnostics().await),
-        }
+        request_expecting(&mut mesh, "", &client.headers, 200).await;
         // Requests go one at a time: ratings' last request is this one's.
         let stats = mesh.pod(Service::Ratings).app.stats();
         let header = stats.last_header("x-amzn-trace-id").unwrap_or_default();
@@ -122,12 +115,19 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
             )
         });
         let expected_root = format!("1-{}-{}", &client.raw[..8], &client.raw[8..]);
-        assert_eq!(context.root, expected_root, "{}: Root= of {header}", client.what);
+        assert_eq!(
+            context.root, expected_root,
+            "{}: Root= of {header}",
+            client.what
+        );
         let document = xray_sdk::segment(&context, SDK_SEGMENT, start);
         if let Err(err) = xray_sdk::send_to_daemon(daemon, &document).await {
             panic!("{}: {err}", client.what);
         }
-        sdk_ids.push((document["id"].as_str().unwrap_or_default().to_owned(), context));
+        sdk_ids.push((
+            document["id"].as_str().unwrap_or_default().to_owned(),
+            context,
+        ));
     }
 
     let expect = Expectation {
@@ -148,7 +148,10 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
     let earliest = epoch_secs(test_start) - EPOCH_SLACK_SECS;
     let latest = epoch_secs(SystemTime::now()) + EPOCH_SLACK_SECS;
     for (client, (sdk_id, context)) in clients.iter().zip(&sdk_ids) {
-        let what = format!("--foreign-ids {mode}, {} client {}", client.what, client.raw);
+        let what = format!(
+            "--foreign-ids {mode}, {} client {}",
+            client.what, client.raw
+        );
         let suffix = format!("-{}", &client.raw[8..]);
         let trace: &Trace = collected
             .traces
@@ -157,7 +160,10 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
             .unwrap_or_else(|| panic!("{what}: no trace …{suffix}\n{}", collected.describe()));
         let shown = trace.render();
         if mode == "passthrough" {
-            assert_eq!(trace.id, context.root, "{what}: the id passes through\n{shown}");
+            assert_eq!(
+                trace.id, context.root,
+                "{what}: the id passes through\n{shown}"
+            );
         } else {
             let epoch = xray_epoch(&trace.id);
             assert!(
@@ -167,7 +173,11 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
                 trace.id
             );
         }
-        assert_eq!(trace.documents.len(), BOOKINFO_DOCUMENTS + 1, "{what}\n{shown}");
+        assert_eq!(
+            trace.documents.len(),
+            BOOKINFO_DOCUMENTS + 1,
+            "{what}\n{shown}"
+        );
         let sdk = trace
             .find(sdk_id)
             .unwrap_or_else(|| panic!("{what}: the SDK app's segment {sdk_id} is not in\n{shown}"));
@@ -188,7 +198,11 @@ async fn sdk_documents_join_the_sidecars_trace(mode: &str) {
             .collect();
         let bookinfo = Trace::from_documents(&trace.id, sidecars);
         let problems = bookinfo_trace_problems_with_caller(&bookinfo, Some(&client.span));
-        assert!(problems.is_empty(), "{what}:\n  - {}\n{shown}", problems.join("\n  - "));
+        assert!(
+            problems.is_empty(),
+            "{what}:\n  - {}\n{shown}",
+            problems.join("\n  - ")
+        );
     }
 }
 

@@ -535,6 +535,15 @@ pub(crate) mod tests {
         }
     }
 
+    fn cluster_names(bootstrap: &Value) -> Vec<&str> {
+        bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn bootstrap_is_istio_shaped() {
         let b = spec().bootstrap();
@@ -545,12 +554,7 @@ pub(crate) mod tests {
         let labels = &b["node"]["metadata"]["LABELS"];
         assert_eq!(labels["service.istio.io/canonical-name"], "reviews");
         assert_eq!(labels["service.istio.io/canonical-revision"], "v1");
-        let clusters: Vec<&str> = b["static_resources"]["clusters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let clusters = cluster_names(&b);
         for name in [
             "inbound|9080||",
             "outbound|9080||ratings.default.svc.cluster.local",
@@ -597,19 +601,17 @@ pub(crate) mod tests {
         let b = gateway_spec().bootstrap();
         let id = b["node"]["id"].as_str().unwrap();
         assert!(id.starts_with("router~"), "{id}");
-        assert_eq!(b["node"]["metadata"]["WORKLOAD_NAME"], "istio-ingressgateway");
+        assert_eq!(
+            b["node"]["metadata"]["WORKLOAD_NAME"],
+            "istio-ingressgateway"
+        );
         assert_eq!(b["node"]["metadata"]["NAMESPACE"], "istio-system");
         assert_eq!(b["node"]["metadata"]["LABELS"]["istio"], "ingressgateway");
         let listeners = b["static_resources"]["listeners"].as_array().unwrap();
         assert_eq!(listeners.len(), 1);
         assert_eq!(listeners[0]["name"], GATEWAY_LISTENER);
         assert_eq!(listeners[0]["traffic_direction"], "OUTBOUND");
-        let clusters: Vec<&str> = b["static_resources"]["clusters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let clusters = cluster_names(&b);
         assert!(!clusters.contains(&INBOUND_CLUSTER), "{clusters:?}");
         assert!(
             clusters.contains(&"outbound|9080||productpage.default.svc.cluster.local"),
