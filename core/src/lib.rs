@@ -11,6 +11,7 @@
 //! - [`segment`]: the X-Ray segment document model and its builder.
 //! - [`grpc`]: gRPC status codes and their X-Ray meaning.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
+//! - [`response_flags`]: Envoy response flag codes and what they mean for X-Ray.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
 //! - [`trace`]: stored traces read back: document tree, text rendering, service graph.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod grpc;
 pub mod ids;
 pub mod limits;
 pub mod propagation;
+pub mod response_flags;
 pub mod segment;
 pub mod trace;
 pub mod validate;
