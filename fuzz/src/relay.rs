@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use meshray_core::validate::validate_document;
+use meshray_core::validate::{validate_document, validate_json};
 use meshray_relay::daemon::parse_datagram;
 use meshray_relay::epoch_cache::memory::MemoryEpochCache;
 use meshray_relay::ingest::Ingest;
@@ -165,12 +165,24 @@ pub fn segments(data: &[u8]) {
 
 /// A daemon UDP datagram (`{"format":"json","version":1}\n{document}`).
 ///
-/// Checks: a datagram that parses is validated like any document; one that does not is
-/// refused with a message; neither panics.
+/// Checks: a datagram that parses is validated like any document, and the relay's fast
+/// path (checking the document's text) judges it exactly as the full parse does; one
+/// that does not parse is refused with a message; neither panics.
 pub fn daemon_datagram(data: &[u8]) {
     match parse_datagram(data) {
         Ok(document) => {
-            if let Err(error) = validate_document(document) {
+            let fast = validate_json(&document);
+            let tree = serde_json::from_str::<Value>(document.get())
+                .ok()
+                .map(validate_document);
+            assert_eq!(
+                Some(fast.as_ref().map(|_| ()).map_err(ToString::to_string)),
+                tree.as_ref()
+                    .map(|t| t.as_ref().map(|_| ()).map_err(ToString::to_string)),
+                "the text path and the tree path disagree on {}",
+                document.get()
+            );
+            if let Err(error) = fast {
                 assert!(!error.to_string().is_empty());
             }
         }
