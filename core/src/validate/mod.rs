@@ -17,12 +17,13 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+pub mod nesting;
 pub mod raw;
 
 use crate::ids::{SpanId, TraceId, XrayTraceId};
 use crate::limits::{
-    MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS, is_valid_annotation_key,
-    sanitize_annotation_key, sanitize_name, truncate_chars,
+    MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS, MAX_NESTING_DEPTH,
+    is_valid_annotation_key, sanitize_annotation_key, sanitize_name, truncate_chars,
 };
 
 /// Why a document was rejected. The message names the field and what to fix.
@@ -66,9 +67,14 @@ pub enum DocumentError {
     /// `type` is present but not `subsegment`, or a subsegment lacks `parent_id`.
     #[error("field `type` must be \"subsegment\" (with a `parent_id`) when present")]
     Type,
-    /// The document is not JSON (or nests deeper than the parser follows).
+    /// The document is not JSON.
     #[error("document is not valid JSON: {0}")]
     NotJson(String),
+    /// The document nests objects and arrays deeper than [`MAX_NESTING_DEPTH`].
+    #[error(
+        "document nests objects and arrays more than {MAX_NESTING_DEPTH} levels deep (the relay's nesting limit); flatten its metadata or subsegments"
+    )]
+    TooDeep,
     /// The document is larger than X-Ray accepts.
     #[error("document is {bytes} bytes, more than X-Ray's limit of {MAX_DOCUMENT_BYTES}")]
     TooLarge {
@@ -185,10 +191,14 @@ pub fn parse_trace_id(text: &str) -> Result<DocumentTrace, DocumentError> {
 /// keeping the text when nothing needs mending; otherwise as [`validate_document`].
 ///
 /// # Errors
-/// The first [`DocumentError`] found; [`DocumentError::NotJson`] for text the tree
-/// parser refuses.
+/// The first [`DocumentError`] found: [`DocumentError::TooDeep`] before any other, so
+/// that no parse follows a document deeper than [`MAX_NESTING_DEPTH`];
+/// [`DocumentError::NotJson`] for text the tree parser refuses.
 pub fn validate_json(document: &RawValue) -> Result<ValidDocument, DocumentError> {
     let text = document.get();
+    if nesting::text_nests_deeper_than(text, MAX_NESTING_DEPTH) {
+        return Err(DocumentError::TooDeep);
+    }
     if let Some(checked) = raw::check(text) {
         return Ok(ValidDocument {
             body: Body::Text {
@@ -208,8 +218,12 @@ pub fn validate_json(document: &RawValue) -> Result<ValidDocument, DocumentError
 /// Validates and mends one document.
 ///
 /// # Errors
-/// The first [`DocumentError`] found.
+/// The first [`DocumentError`] found ([`DocumentError::TooDeep`] before any other, as
+/// [`validate_json`]).
 pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
+    if nesting::value_nests_deeper_than(&value, MAX_NESTING_DEPTH) {
+        return Err(DocumentError::TooDeep);
+    }
     let Value::Object(mut json) = value else {
         return Err(DocumentError::NotAnObject);
     };
@@ -534,6 +548,39 @@ mod tests {
         (validate_json(&raw), validate_document(value))
     }
 
+    /// `levels` objects nested in one another (`{"a":{"a":1}}` is 2).
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    /// `levels` arrays nested in one another, as text.
+    fn nested_arrays(levels: usize) -> String {
+        format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    /// A document nested far deeper than any parser follows is refused for its depth,
+    /// on its text, without recursion (the tree path could not even parse it).
+    #[test]
+    fn a_document_nested_ten_thousand_deep_is_too_deep() {
+        let mut text = good().to_string();
+        text.truncate(text.len() - 1);
+        text.push_str(&format!(
+            r#","metadata":{}1{}}}"#,
+            r#"{"a":"#.repeat(10_000),
+            "}".repeat(10_000)
+        ));
+        let raw: Box<RawValue> = serde_json::from_str(&text).unwrap();
+        assert_eq!(validate_json(&raw).unwrap_err(), DocumentError::TooDeep);
+        assert!(serde_json::from_str::<Value>(&text).is_err());
+        let raw: Box<RawValue> = serde_json::from_str(&nested_arrays(100_000)).unwrap();
+        assert_eq!(validate_json(&raw).unwrap_err(), DocumentError::TooDeep);
+        assert!(
+            DocumentError::TooDeep
+                .to_string()
+                .contains(&format!("more than {MAX_NESTING_DEPTH} levels deep"))
+        );
+    }
+
     /// The JSON a valid document sends, parsed.
     fn sent(doc: ValidDocument) -> Value {
         serde_json::from_str(&doc.into_json_string()).unwrap()
@@ -585,6 +632,10 @@ mod tests {
             (with(json!({"metadata": {"big": "x".repeat(70_000)}})), false),
             ("[1]".to_owned(), false),
             ("\"text\"".to_owned(), false),
+            // At the nesting limit (the document itself is level 1), and one past it.
+            (with(json!({"metadata": nested(MAX_NESTING_DEPTH - 1)})), true),
+            (with(json!({"metadata": nested(MAX_NESTING_DEPTH)})), false),
+            (nested_arrays(MAX_NESTING_DEPTH + 1), false),
         ];
         for (text, kept) in cases {
             let (fast, tree) = both_paths(&text);
