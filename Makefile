@@ -141,7 +141,7 @@ uninstall: kubectl
 ## bench: what the filter costs per request (vs untraced Envoy, Envoy's native X-Ray and Zipkin
 ## tracers, an empty wasm filter) and the relay's documents/s per core; writes docs/BENCHMARKS.md
 ## and target/bench/results.json. Not part of `make test`; loopback only; ~8 minutes.
-BENCH_APT_PACKAGES := wrk
+BENCH_APT_PACKAGES := wrk linux-perf
 EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
 bench-tools:
 	$(call apt-install,$(BENCH_APT_PACKAGES))

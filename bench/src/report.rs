@@ -404,6 +404,36 @@ pub fn markdown(
     md
 }
 
+/// The medians and ratios of a filter-only run, as plain text (`meshray-bench filter`).
+pub fn filter_summary(filter: &FilterResults) -> String {
+    let mut out = String::new();
+    for (shape, medians) in &filter.medians {
+        line(&mut out, format!("{}:", shape.label()));
+        for (variant, m) in medians {
+            line(
+                &mut out,
+                format!(
+                    "  {:<12} {:>9.0} req/s {:>7.1} µs CPU/req p50 {:>6.0} p99 {:>7.0} µs RSS {:>6.1} MiB proxy CPU {:>4.0} %",
+                    variant.label(),
+                    m.requests_per_s,
+                    m.cpu_us_per_request,
+                    m.p50_us,
+                    m.p99_us,
+                    m.rss_mib,
+                    m.proxy_cpu_share * 100.0
+                ),
+            );
+        }
+        let figures = shape_figures(medians);
+        let ratios: Vec<String> = figures
+            .iter()
+            .map(|(key, value)| format!("{key} {value:.2}"))
+            .collect();
+        line(&mut out, format!("  {}", ratios.join(" · ")));
+    }
+    out
+}
+
 /// Criterion's results under `dir` (`<id>/new/{benchmark,estimates}.json`): title and
 /// mean time in ns, sorted by title. Empty when `make bench-micro` has not run.
 pub fn criterion_means(dir: &Path) -> Vec<(String, f64)> {

@@ -111,6 +111,12 @@ fn documents(c: &mut Criterion) {
     c.bench_function("segment: build + serialise within the limit", |b| {
         b.iter(|| black_box(segment()).to_json_within_limit())
     });
+    c.bench_function("segment: build only", |b| b.iter(|| black_box(segment())));
+    let built = segment();
+    c.bench_function("segment: serialise only", |b| {
+        b.iter(|| black_box(&built).clone().to_json_within_limit())
+    });
+    c.bench_function("segment: clone only", |b| b.iter(|| black_box(&built).clone()));
     let bytes = segment().to_json_within_limit().unwrap_or_default();
     c.bench_function(
         "validate: parse + validate + serialise one received document",
