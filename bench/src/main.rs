@@ -61,7 +61,7 @@ struct Paths {
     #[arg(long, default_value = ".venv/bin/envoy")]
     envoy: PathBuf,
     /// The shipped meshray filter.
-    #[arg(long, default_value = "target/wasm32-wasip1/wasm/meshray_filter.wasm")]
+    #[arg(long, default_value = "target/filter/meshray_filter.wasm")]
     meshray_wasm: PathBuf,
     /// The empty filter (the floor).
     #[arg(

@@ -113,9 +113,10 @@ fn documents(c: &mut Criterion) {
     });
     c.bench_function("segment: build only", |b| b.iter(|| black_box(segment())));
     let built = segment();
-    c.bench_function("segment: serialise with serde_json (before the writer)", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&built)))
-    });
+    c.bench_function(
+        "segment: serialise with serde_json (before the writer)",
+        |b| b.iter(|| serde_json::to_vec(black_box(&built))),
+    );
     c.bench_function("segment: serialise with the hand-built writer", |b| {
         b.iter(|| black_box(&built).to_json())
     });

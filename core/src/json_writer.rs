@@ -16,7 +16,7 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
-        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+        if !NEEDS_ESCAPE[usize::from(byte)] {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
@@ -40,6 +40,19 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+/// The bytes a JSON string must escape: control characters, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Appends an unsigned integer.
 pub fn unsigned(out: &mut Vec<u8>, mut value: u64) {
@@ -84,7 +97,7 @@ pub fn number(out: &mut Vec<u8>, value: f64) {
         out.push(b'.');
         let mut fraction = micros % 1_000_000;
         let mut digits = 6;
-        while digits > 1 && fraction % 10 == 0 {
+        while digits > 1 && fraction.is_multiple_of(10) {
             fraction /= 10;
             digits -= 1;
         }
@@ -201,7 +214,15 @@ mod tests {
         for value in [0i64, -1, 503, i64::MIN, i64::MAX] {
             assert_eq!(written(|out| signed(out, value)), value.to_string());
         }
-        for value in [0.0, 1.5, 2.0, 1_796_115_929.850_102, 1e-7, 123_456.000_001, 1e21] {
+        for value in [
+            0.0,
+            1.5,
+            2.0,
+            1_796_115_929.850_102,
+            1e-7,
+            123_456.000_001,
+            1e21,
+        ] {
             let text = written(|out| number(out, value));
             assert_eq!(text.parse::<f64>().unwrap(), value, "{text}");
             assert_eq!(

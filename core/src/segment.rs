@@ -205,7 +205,7 @@ impl Document {
     pub fn segment(name: &str, id: SpanId, trace_id: String, start_time: f64) -> Self {
         Self {
             name: sanitize_name(name),
-            id: id.to_string(),
+            id: id.to_hex(),
             trace_id: Some(trace_id),
             parent_id: None,
             kind: None,
@@ -235,7 +235,7 @@ impl Document {
     ) -> Self {
         Self {
             kind: Some(DocumentKind::Subsegment),
-            parent_id: Some(parent_id.to_string()),
+            parent_id: Some(parent_id.to_hex()),
             namespace: Some(NAMESPACE_REMOTE.to_owned()),
             origin: None,
             ..Self::segment(name, id, trace_id, start_time)
@@ -253,7 +253,7 @@ impl Document {
 
     /// Sets `parent_id`.
     pub fn with_parent(mut self, parent_id: Option<SpanId>) -> Self {
-        self.parent_id = parent_id.map(|id| id.to_string());
+        self.parent_id = parent_id.map(|id| id.to_hex());
         self
     }
 
@@ -623,7 +623,9 @@ mod tests {
             full.clone(),
             with_bool,
             sub.clone(),
-            bare.clone().with_subsegment(sub.clone()).with_subsegment(sub),
+            bare.clone()
+                .with_subsegment(sub.clone())
+                .with_subsegment(sub),
             bare,
             empty_cause,
         ] {

@@ -13,7 +13,7 @@ use crate::error::{HarnessError, Result};
 pub const ENV_ENVOY: &str = "MESHRAY_ENVOY";
 /// Overrides the moto server binary (default `<workspace>/.venv/bin/moto_server`).
 pub const ENV_MOTO_SERVER: &str = "MESHRAY_MOTO_SERVER";
-/// Overrides the filter module (default `<target>/wasm32-wasip1/wasm/meshray_filter.wasm`).
+/// Overrides the filter module (default `<target>/filter/meshray_filter.wasm`, what `make wasm` ships).
 pub const ENV_FILTER_WASM: &str = "MESHRAY_FILTER_WASM";
 /// Overrides the relay binary (default `<target>/debug/meshray-relay`).
 pub const ENV_RELAY_BIN: &str = "MESHRAY_RELAY_BIN";
@@ -75,7 +75,7 @@ pub fn filter_wasm() -> Result<PathBuf> {
     locate(
         "meshray filter module",
         ENV_FILTER_WASM,
-        target_dir().join("wasm32-wasip1/wasm/meshray_filter.wasm"),
+        target_dir().join("filter/meshray_filter.wasm"),
         "`make wasm` builds it (cargo build -p meshray-filter --target wasm32-wasip1 --profile wasm)",
     )
 }

@@ -79,11 +79,10 @@ mod filter {
                         hostcalls::get_property(path).is_ok()
                     }
                     "headers" => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).is_ok(),
-                    "header" => hostcalls::get_map_value_bytes(
-                        MapType::HttpRequestHeaders,
-                        &step.argument,
-                    )
-                    .is_ok(),
+                    "header" => {
+                        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, &step.argument)
+                            .is_ok()
+                    }
                     "set" => hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,
                         &name,
@@ -109,17 +108,13 @@ mod filter {
                     },
                     "time" => hostcalls::get_current_time().is_ok(),
                     "shared_get" => hostcalls::get_shared_data(&step.argument).is_ok(),
-                    "shared_set" => hostcalls::set_shared_data(
-                        &step.argument,
-                        Some(&[7u8; 128]),
-                        None,
-                    )
-                    .is_ok(),
-                    "response_header" => hostcalls::get_map_value_bytes(
-                        MapType::HttpResponseHeaders,
-                        &step.argument,
-                    )
-                    .is_ok(),
+                    "shared_set" => {
+                        hostcalls::set_shared_data(&step.argument, Some(&[7u8; 128]), None).is_ok()
+                    }
+                    "response_header" => {
+                        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, &step.argument)
+                            .is_ok()
+                    }
                     _ => false,
                 };
                 if !ok {
