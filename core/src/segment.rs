@@ -294,6 +294,30 @@ impl Document {
         self
     }
 
+    /// Where a remote call went, as `istio` metadata: `destination_host`,
+    /// `destination_namespace`, `destination_subset`, `destination_port` and the Envoy
+    /// `upstream_cluster` it was routed to.
+    pub fn with_destination(
+        mut self,
+        remote: &crate::cluster::RemoteService,
+        upstream_cluster: Option<&str>,
+    ) -> Self {
+        self = self.with_metadata("istio", "destination_host", &remote.host);
+        if let Some(namespace) = &remote.namespace {
+            self = self.with_metadata("istio", "destination_namespace", namespace);
+        }
+        if let Some(subset) = &remote.subset {
+            self = self.with_metadata("istio", "destination_subset", subset);
+        }
+        if let Some(port) = remote.port {
+            self = self.with_metadata("istio", "destination_port", &port.to_string());
+        }
+        if let Some(cluster) = upstream_cluster {
+            self = self.with_metadata("istio", "upstream_cluster", cluster);
+        }
+        self
+    }
+
     /// Sets `aws.eks`.
     pub fn with_eks(mut self, pod: Option<String>, cluster_name: Option<String>) -> Self {
         if pod.is_some() || cluster_name.is_some() {

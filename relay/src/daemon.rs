@@ -1,4 +1,4 @@
-//! The X-Ray daemon's UDP protocol, so X-Ray SDKs (and Envoy's native X-Ray tracer) can
+//! The X-Ray daemon's UDP protocol (its TCP side, the sampling proxy, is [`crate::sampling`]), so X-Ray SDKs (and Envoy's native X-Ray tracer) can
 //! send to the relay: each datagram is a header line `{"format":"json","version":1}`,
 //! a newline, and one segment document. Documents take the same ingest path as
 //! `POST /v1/segments`; a datagram that cannot be queued is dropped and counted (UDP has
@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::ingest::Ingest;
-use crate::metrics::{Metrics, reject};
+use crate::metrics::{Metrics, endpoint, refuse, reject};
 
 /// Largest datagram read; X-Ray documents are at most 64 KiB plus the header.
 const MAX_DATAGRAM_BYTES: usize = 65_536 + 64;
@@ -87,14 +87,19 @@ pub async fn serve(
         }
         let Batch { documents, peers } = batch;
         let n = documents.len();
+        metrics.endpoint_received(endpoint::DAEMON, n);
         match ingest.submit(documents).await {
             Ok(report) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());
                 for rejection in report.rejected {
                     let peer = peers.get(rejection.index);
                     debug!(?peer, error = %rejection.error, "Dropping an invalid document from a datagram.");
                 }
             }
-            Err(e) => debug!(documents = n, error = %e, "Dropping datagram documents."),
+            Err(e) => {
+                metrics.endpoint_rejected(endpoint::DAEMON, e.reason(), n);
+                debug!(documents = n, error = %e, "Dropping datagram documents.");
+            }
         }
     }
 }
@@ -133,6 +138,8 @@ impl Batch {
             Err(e) => {
                 metrics.received.inc();
                 metrics.reject(reject::INVALID, 1);
+                metrics.endpoint_received(endpoint::DAEMON, 1);
+                metrics.endpoint_rejected(endpoint::DAEMON, refuse::MALFORMED, 1);
                 debug!(%peer, error = %e, "Dropping a datagram.");
             }
         }

@@ -17,9 +17,9 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The X-Ray daemon UDP address could not be bound.
+    /// The X-Ray daemon address could not be bound (UDP for segments, TCP for sampling).
     #[error(
-        "cannot bind the X-Ray daemon UDP socket on {addr}: {source}; choose another --daemon-listen address or `off`"
+        "cannot bind the X-Ray daemon port {addr} (UDP and TCP): {source}; choose another --daemon-listen address or `off`"
     )]
     DaemonBind {
         /// The address.

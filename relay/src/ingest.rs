@@ -81,6 +81,18 @@ pub enum IngestError {
     Draining,
 }
 
+impl IngestError {
+    /// The `reason` label of the documents this refusal turned away.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Draining => reject::DRAINING,
+            IngestError::QueueFull { .. } | IngestError::BatchLargerThanQueue { .. } => {
+                reject::QUEUE_FULL
+            }
+        }
+    }
+}
+
 /// Validates, resolves and queues documents; shared by every HTTP handler and the UDP
 /// listener.
 pub struct Ingest {

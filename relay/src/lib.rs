@@ -12,7 +12,10 @@
 //! - [`config`]: flags and `MESHRAY_*` variables → validated [`Config`], every error at once.
 //! - [`server`]: accept loop, connection limit, graceful drain.
 //! - [`routes`]: the HTTP endpoints.
+//! - [`spans`]: Zipkin v2 and OTLP spans from Envoy's own tracers → X-Ray documents.
+//! - [`body`]: request bodies: size limits, gzip.
 //! - [`daemon`]: the X-Ray daemon UDP protocol.
+//! - [`sampling`]: the X-Ray daemon TCP side: the sampling API proxy for SDKs.
 //! - [`ingest`]: validation, epoch resolution, queueing; shared by HTTP and UDP.
 //! - [`epoch_cache`]: the [`epoch_cache::EpochCache`] trait, `memory` and `redis` backends.
 //! - [`queue`]: the bounded document queue.
@@ -24,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod config;
 pub mod daemon;
 pub mod epoch_cache;
@@ -33,8 +37,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod routes;
+pub mod sampling;
 pub mod server;
 pub mod sink;
+pub mod spans;
 pub mod xray;
 
 use std::future::Future;
@@ -48,13 +54,16 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tracing::{info, warn};
 
-pub use config::{Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, ForeignIds, SinkKind};
+pub use config::{
+    Cli, Config, ConfigError, ConfigErrors, EpochCacheKind, ForeignIds, LogFormat, SinkKind,
+};
 pub use error::RelayError;
 
 use crate::ingest::Ingest;
 use crate::metrics::{Metrics, fail};
 use crate::pipeline::{BatcherSettings, InFlight};
 use crate::routes::AppState;
+use crate::sampling::SamplingProxy;
 use crate::sink::Sink;
 
 /// Runs the relay on `listener` until `shutdown` completes, then drains and returns.
@@ -64,8 +73,9 @@ use crate::sink::Sink;
 /// [`Config::daemon_listen`] is set, and writes [`Config::address_file`] (the HTTP
 /// address on the first line, the UDP address on the second if on).
 ///
-/// Shutdown, all within [`Config::drain_deadline`]: `/readyz` turns 503 and no new
-/// connection is accepted; open connections finish their requests; the UDP listener
+/// Shutdown: `/readyz` turns 503 at once and requests are still taken for
+/// [`Config::shutdown_delay`] (while Kubernetes removes the pod from the endpoints); then,
+/// within [`Config::drain_deadline`]: no new connection is accepted; open connections finish their requests; the UDP listener
 /// stops; the queue is closed and what it holds is sent. Documents still unsent at the
 /// deadline are counted as failed and the function returns anyway.
 ///
@@ -88,13 +98,12 @@ pub async fn run(
     );
 
     let http_addr = listener.local_addr().map_err(RelayError::LocalAddr)?;
-    let daemon_socket = match config.daemon_listen {
-        Some(addr) => Some(
-            UdpSocket::bind(addr)
-                .await
-                .map_err(|source| RelayError::DaemonBind { addr, source })?,
-        ),
-        None => None,
+    let (daemon_socket, daemon_tcp) = match config.daemon_listen {
+        Some(addr) => {
+            let (udp, tcp) = bind_daemon(addr).await?;
+            (Some(udp), Some(tcp))
+        }
+        None => (None, None),
     };
     let daemon_addr = match &daemon_socket {
         Some(socket) => Some(socket.local_addr().map_err(RelayError::LocalAddr)?),
@@ -128,6 +137,27 @@ pub async fn run(
         ))
     });
 
+    // The daemon's TCP side: the sampling API proxy; stops with the UDP listener.
+    let (stop_sampling, stop_sampling_rx) = oneshot::channel::<()>();
+    let sampling = match daemon_tcp {
+        Some(listener) => {
+            let proxy = Arc::new(SamplingProxy::new(sampling_client(&config).await));
+            Some(tokio::spawn(async move {
+                let connections = server::accept_until(
+                    listener,
+                    proxy.router(),
+                    MAX_SAMPLING_CONNECTIONS,
+                    async {
+                        let _stopped = stop_sampling_rx.await;
+                    },
+                )
+                .await;
+                connections.shutdown().await;
+            }))
+        }
+        None => None,
+    };
+
     let state = Arc::new(AppState {
         ingest: Arc::clone(&ingest),
         metrics: Arc::clone(&metrics),
@@ -141,9 +171,17 @@ pub async fn run(
         "Relay is serving."
     );
     let ready_state = Arc::clone(&state);
+    let shutdown_delay = config.shutdown_delay;
     let shutdown = async move {
         shutdown.await;
+        // Readiness off first, then keep serving while endpoints update: senders that
+        // still pick this pod find it listening (zero-loss rollouts).
         ready_state.ready.store(false, Ordering::SeqCst);
+        info!(
+            delay_secs = shutdown_delay.as_secs_f64(),
+            "Shutting down: /readyz answers 503; still accepting for --shutdown-delay."
+        );
+        tokio::time::sleep(shutdown_delay).await;
     };
     let connections = server::accept_until(
         listener,
@@ -164,6 +202,10 @@ pub async fn run(
         warn!("Drain deadline passed with HTTP connections still open; closing them.");
     }
     drop(stop_daemon);
+    drop(stop_sampling);
+    if let Some(sampling) = sampling {
+        let _finished = timeout_at(deadline, sampling).await;
+    }
     if let Some(daemon) = daemon {
         // The listener returns at its next select; nothing to wait for beyond that.
         let _finished = timeout_at(deadline, daemon).await;
@@ -183,6 +225,57 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Concurrent SDK connections to the daemon's TCP port (each SDK keeps one or two).
+const MAX_SAMPLING_CONNECTIONS: usize = 256;
+/// Attempts to find a port free for both UDP and TCP when `--daemon-listen` has port 0.
+const DAEMON_PORT_ATTEMPTS: usize = 16;
+
+/// Binds the daemon address for UDP (segments) and TCP (sampling) on one port, as the
+/// X-Ray daemon does; with port 0, picks a port free for both.
+async fn bind_daemon(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), RelayError> {
+    let attempts = if addr.port() == 0 {
+        DAEMON_PORT_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| RelayError::DaemonBind { addr, source })?;
+        let bound = udp.local_addr().map_err(RelayError::LocalAddr)?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(source) => last_error = Some((bound, source)),
+        }
+    }
+    match last_error {
+        Some((addr, source)) => Err(RelayError::DaemonBind { addr, source }),
+        None => Err(RelayError::DaemonBind {
+            addr,
+            source: std::io::Error::other("no port free for both UDP and TCP"),
+        }),
+    }
+}
+
+/// The X-Ray client the sampling proxy uses: the injected AWS settings, else the default
+/// chain when the sink is X-Ray (the relay has AWS settings then); else none, and SDKs get
+/// the local fallback rule.
+async fn sampling_client(config: &Config) -> Option<aws_sdk_xray::Client> {
+    let sdk = match (&config.aws, &config.sink) {
+        (Some(sdk), _) => sdk.clone(),
+        (None, SinkKind::Xray) => xray::client::load_default_config().await,
+        (None, _) => return None,
+    };
+    match xray::client::build(&sdk) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            warn!(error = %e, "The sampling proxy has no X-Ray client; SDKs get the local fallback rule.");
+            None
+        }
+    }
 }
 
 /// Writes the bound addresses, one per line, replacing the file atomically so a reader

@@ -2,24 +2,24 @@
 //! SIGTERM or SIGINT. Exit codes: 0 after a clean drain, 2 for bad configuration
 //! (every problem listed), 1 when start-up fails.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshray_relay::{Cli, RelayError};
+use meshray_relay::{Cli, LogFormat, RelayError};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    // Logs go to stderr: with `--sink stdout`, stdout carries only documents.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
-    let config = match Cli::parse().into_config() {
+    let config = Cli::parse().into_config();
+    // Logging first (in the asked format when it parsed), so start-up is logged too.
+    let format = match &config {
+        Ok(config) => config.log_format,
+        Err(_) => LogFormat::Text,
+    };
+    init_logging(format);
+    let config = match config {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("meshray-relay: {errors}");
@@ -50,6 +50,26 @@ fn main() -> ExitCode {
             error!(error = %e, "The relay could not start.");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr (with `--sink stdout`, stdout carries only documents), at the levels
+/// `RUST_LOG` asks (default `info`): `text` lines with colours only when stderr is a
+/// terminal (a file or `kubectl logs` gets no escape codes), or `json`, one object per
+/// event with its fields at the top level.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 

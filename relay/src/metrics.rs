@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Why a document was not accepted into the queue.
@@ -33,6 +34,47 @@ pub mod fail {
     /// The drain deadline passed while it was still queued or in flight.
     pub const DRAIN_DEADLINE: &str = "drain_deadline";
 }
+
+/// The endpoints items arrive on (the `endpoint` label).
+pub mod endpoint {
+    /// `POST /v1/segments`: X-Ray documents from the filter.
+    pub const SEGMENTS: &str = "segments";
+    /// `POST /api/v2/spans`: Zipkin v2 spans.
+    pub const ZIPKIN: &str = "zipkin";
+    /// `POST /v1/traces`: OTLP spans.
+    pub const OTLP: &str = "otlp";
+    /// The X-Ray daemon UDP port: one document per datagram.
+    pub const DAEMON: &str = "daemon_udp";
+}
+
+/// Why an endpoint refused items, beyond the queue's [`reject`] reasons.
+pub mod refuse {
+    /// The body was larger than `--max-body` (or inflated past it).
+    pub const TOO_LARGE: &str = "too_large";
+    /// The body was not the format the endpoint takes (not JSON, bad gzip, bad protobuf).
+    pub const MALFORMED: &str = "malformed";
+}
+
+/// The `endpoint` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    /// One of [`endpoint`].
+    pub endpoint: &'static str,
+}
+
+/// The `endpoint` and `reason` labels.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointReason {
+    /// One of [`endpoint`].
+    pub endpoint: &'static str,
+    /// One of [`reject`] or [`refuse`].
+    pub reason: &'static str,
+}
+
+/// Buckets of the `PutTraceSegments` latency histogram, in seconds: 5 ms to 10 s.
+pub const PUT_LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
 /// The `reason` label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +106,12 @@ pub struct Metrics {
     pub epoch_cache_hits: Counter,
     /// Foreign ids bound now, to their document's epoch.
     pub epoch_cache_misses: Counter,
+    /// Items received per endpoint: documents (segments, daemon) or spans (zipkin, otlp).
+    pub endpoint_received: Family<EndpointLabel, Counter>,
+    /// Items refused per endpoint, by reason.
+    pub endpoint_rejected: Family<EndpointReason, Counter>,
+    /// Seconds each `PutTraceSegments` call took, whatever its outcome.
+    pub put_latency: Histogram,
     /// Foreign ids resolved from the local cache because Redis was unavailable or slow.
     pub epoch_cache_fallback: Counter,
 }
@@ -88,6 +136,9 @@ impl Metrics {
             queue_depth: Gauge::default(),
             epoch_cache_hits: Counter::default(),
             epoch_cache_misses: Counter::default(),
+            endpoint_received: Family::default(),
+            endpoint_rejected: Family::default(),
+            put_latency: Histogram::new(PUT_LATENCY_BUCKETS),
             epoch_cache_fallback: Counter::default(),
             registry: Registry::default(),
         };
@@ -142,6 +193,22 @@ impl Metrics {
              (Redis) was unavailable or slower than --epoch-cache-timeout",
             metrics.epoch_cache_fallback.clone(),
         );
+        registry.register(
+            "endpoint_received",
+            "Items received per endpoint: documents (segments, daemon_udp) or spans (zipkin, otlp)",
+            metrics.endpoint_received.clone(),
+        );
+        registry.register(
+            "endpoint_rejected",
+            "Items refused per endpoint, by reason",
+            metrics.endpoint_rejected.clone(),
+        );
+        registry.register_with_unit(
+            "put_trace_segments_duration",
+            "Latency of PutTraceSegments calls, whatever their outcome",
+            prometheus_client::registry::Unit::Seconds,
+            metrics.put_latency.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -153,6 +220,22 @@ impl Metrics {
         self.rejected
             .get_or_create(&Reason { reason })
             .inc_by(as_u64(n));
+    }
+
+    /// Counts `n` items received on `endpoint`.
+    pub fn endpoint_received(&self, endpoint: &'static str, n: usize) {
+        self.endpoint_received
+            .get_or_create(&EndpointLabel { endpoint })
+            .inc_by(as_u64(n));
+    }
+
+    /// Counts `n` items refused on `endpoint` for `reason`.
+    pub fn endpoint_rejected(&self, endpoint: &'static str, reason: &'static str, n: usize) {
+        if n > 0 {
+            self.endpoint_rejected
+                .get_or_create(&EndpointReason { endpoint, reason })
+                .inc_by(as_u64(n));
+        }
     }
 
     /// Counts `n` documents failed for `reason`.
@@ -190,6 +273,10 @@ mod tests {
         metrics.reject(reject::INVALID, 2);
         metrics.fail(fail::RETRIES_EXHAUSTED, 1);
         metrics.queue_depth.set(7);
+        metrics.endpoint_received(endpoint::ZIPKIN, 5);
+        metrics.endpoint_rejected(endpoint::ZIPKIN, reject::INVALID, 2);
+        metrics.endpoint_rejected(endpoint::OTLP, refuse::MALFORMED, 0);
+        metrics.put_latency.observe(0.03);
         let text = metrics.encode();
         for line in [
             "meshray_relay_documents_received_total 3",
@@ -202,9 +289,15 @@ mod tests {
             "meshray_relay_documents_sent_total 0",
             "meshray_relay_documents_retried_total 0",
             "meshray_relay_documents_accepted_total 0",
+            "meshray_relay_endpoint_received_total{endpoint=\"zipkin\"} 5",
+            "meshray_relay_endpoint_rejected_total{endpoint=\"zipkin\",reason=\"invalid\"} 2",
+            "meshray_relay_put_trace_segments_duration_seconds_bucket{le=\"0.05\"} 1",
+            "meshray_relay_put_trace_segments_duration_seconds_count 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        // A zero count creates no series.
+        assert!(!text.contains("endpoint=\"otlp\""), "{text}");
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP endpoints: `POST /v1/segments`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The HTTP endpoints: `POST /v1/segments`, `POST /api/v2/spans` (Zipkin), `POST /v1/traces`
+//! (OTLP; both in [`crate::spans::endpoints`]), `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! Status codes of `POST /v1/segments`: 200 with `{"accepted":N,"rejected":[…]}` (bad
 //! documents are listed, the others queued); 400 when the body is not a JSON array; 413
@@ -14,11 +15,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 
+use crate::body::BodyError;
 use crate::ingest::{Ingest, IngestError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, endpoint, refuse, reject};
+use crate::spans::endpoints::{OTLP_PATH, ZIPKIN_PATH, post_otlp, post_zipkin};
 
 /// Path the meshray filter posts to.
 pub const SEGMENTS_PATH: &str = "/v1/segments";
@@ -44,6 +46,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(SEGMENTS_PATH, post(post_segments))
+        .route(ZIPKIN_PATH, post(post_zipkin))
+        .route(OTLP_PATH, post(post_otlp))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -57,61 +61,72 @@ async fn post_segments(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let max = state.max_body_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > crate::metrics::as_u64(max)) {
-        return too_large(max);
-    }
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(max),
+    let bytes = match crate::body::read(&headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}"),
-            );
+            refused_body(&state.metrics, endpoint::SEGMENTS, &e);
+            return body_error(&e);
         }
+    };
+    let malformed = |message: String| {
+        state
+            .metrics
+            .endpoint_rejected(endpoint::SEGMENTS, refuse::MALFORMED, 1);
+        error(StatusCode::BAD_REQUEST, message)
     };
     let documents = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(documents)) => documents,
         Ok(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return malformed(
                 "the body must be a JSON array of X-Ray segment documents".to_owned(),
             );
         }
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not valid JSON: {e}"),
-            );
-        }
+        Err(e) => return malformed(format!("the body is not valid JSON: {e}")),
     };
+    let count = documents.len();
     match state.ingest.submit(documents).await {
-        Ok(report) => (StatusCode::OK, Json(report)).into_response(),
+        Ok(report) => {
+            state.metrics.endpoint_received(endpoint::SEGMENTS, count);
+            state.metrics.endpoint_rejected(
+                endpoint::SEGMENTS,
+                reject::INVALID,
+                report.rejected.len(),
+            );
+            (StatusCode::OK, Json(report)).into_response()
+        }
         Err(e) => {
-            let (status, retry_after) = match &e {
-                IngestError::QueueFull { .. } => {
-                    (StatusCode::TOO_MANY_REQUESTS, Some(RETRY_AFTER_FULL_SECS))
-                }
-                IngestError::BatchLargerThanQueue { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
-                IngestError::Draining => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Some(RETRY_AFTER_DRAINING_SECS),
-                ),
-            };
-            let mut response = error(status, e.to_string());
-            if let Some(secs) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            response
+            state.metrics.endpoint_received(endpoint::SEGMENTS, count);
+            state
+                .metrics
+                .endpoint_rejected(endpoint::SEGMENTS, e.reason(), count);
+            let (status, retry_after) = refusal(&e);
+            with_retry_after(error(status, e.to_string()), retry_after)
         }
     }
+}
+
+/// Status and `Retry-After` seconds of a batch refused as a whole.
+pub fn refusal(e: &IngestError) -> (StatusCode, Option<u32>) {
+    match e {
+        IngestError::QueueFull { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, Some(RETRY_AFTER_FULL_SECS))
+        }
+        IngestError::BatchLargerThanQueue { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
+        IngestError::Draining => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(RETRY_AFTER_DRAINING_SECS),
+        ),
+    }
+}
+
+/// Adds `Retry-After` when there is one.
+pub fn with_retry_after(mut response: Response, retry_after: Option<u32>) -> Response {
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// `GET /healthz`: the process is up.
@@ -150,20 +165,35 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no such endpoint; the relay serves POST {SEGMENTS_PATH}, GET /healthz, GET /readyz, GET /metrics"
+            "no such endpoint; the relay serves POST {SEGMENTS_PATH}, POST {ZIPKIN_PATH}, POST {OTLP_PATH}, GET /healthz, GET /readyz, GET /metrics"
         ),
     )
 }
 
-/// 413 naming the limit.
-fn too_large(max: usize) -> Response {
-    error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body is larger than {max} bytes (--max-body); send smaller batches"),
-    )
+/// Counts a body that could not be read (one refused request: its items are unknown).
+pub fn refused_body(metrics: &Metrics, endpoint: &'static str, e: &BodyError) {
+    let reason = match e {
+        BodyError::TooLarge { .. } => refuse::TOO_LARGE,
+        _ => refuse::MALFORMED,
+    };
+    metrics.endpoint_rejected(endpoint, reason, 1);
+}
+
+/// The status a body error is answered with.
+pub fn body_error_status(e: &BodyError) -> StatusCode {
+    match e {
+        BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        BodyError::Read(_) | BodyError::Gzip(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A body error as `{"error": …}`.
+fn body_error(e: &BodyError) -> Response {
+    error(body_error_status(e), e.to_string())
 }
 
 /// `{"error": message}` with `status`.
-fn error(status: StatusCode, message: String) -> Response {
+pub fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }

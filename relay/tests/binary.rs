@@ -16,7 +16,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::segment;
+use common::{relay_command, segment};
 use hyper::http::Method;
 use meshray_test_support::http::request;
 use meshray_test_support::ids::{new_xray_trace_id, now_secs};
@@ -26,18 +26,6 @@ use meshray_test_support::xray::wait_for_documents;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
-
-/// The binary under test, with no `MESHRAY_*` variables from the caller's environment.
-fn relay_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meshray-relay"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MESHRAY_") {
-            command.env_remove(key);
-        }
-    }
-    command.kill_on_drop(true).stdin(Stdio::null());
-    command
-}
 
 /// Waits (up to 10 s) for the relay to write its address file and returns its text;
 /// fails the test, with the relay's stderr when it was piped, if the relay exits first.

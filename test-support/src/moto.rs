@@ -18,7 +18,7 @@ use aws_config::SdkConfig;
 use aws_sdk_xray::config::retry::RetryConfig;
 use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 
-use crate::error::{HarnessError, Result};
+use crate::error::Result;
 use crate::paths;
 use crate::process::ChildProcess;
 
@@ -147,17 +147,6 @@ fn bound_addr(log: &str) -> Option<SocketAddr> {
             .collect();
         addr.parse().ok()
     })
-}
-
-/// Wraps an SDK error of `operation`, keeping its whole source chain in the message.
-pub(crate) fn sdk_error<E>(operation: &'static str, err: E) -> HarnessError
-where
-    E: std::error::Error + 'static,
-{
-    HarnessError::Xray {
-        operation,
-        reason: aws_sdk_xray::error::DisplayErrorContext(err).to_string(),
-    }
 }
 
 #[cfg(test)]

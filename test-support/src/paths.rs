@@ -13,6 +13,8 @@ use crate::error::{HarnessError, Result};
 pub const ENV_ENVOY: &str = "MESHRAY_ENVOY";
 /// Overrides the moto server binary (default `<workspace>/.venv/bin/moto_server`).
 pub const ENV_MOTO_SERVER: &str = "MESHRAY_MOTO_SERVER";
+/// Overrides the project's Python (default `<workspace>/.venv/bin/python`).
+pub const ENV_PYTHON: &str = "MESHRAY_PYTHON";
 /// Overrides the filter module (default `<target>/filter/meshray_filter.wasm`, what `make wasm` ships).
 pub const ENV_FILTER_WASM: &str = "MESHRAY_FILTER_WASM";
 /// Overrides the relay binary (default `<target>/debug/meshray-relay`).
@@ -64,6 +66,19 @@ pub fn moto_server() -> Result<PathBuf> {
         ENV_MOTO_SERVER,
         workspace_root().join(".venv/bin/moto_server"),
         "`make tools` installs it (PyPI `moto[server]` into .venv)",
+    )
+}
+
+/// The project's Python, with the packages `make tools` installs (e.g. `aws-xray-sdk`).
+///
+/// # Errors
+/// [`HarnessError::Missing`] when it does not exist.
+pub fn python() -> Result<PathBuf> {
+    locate(
+        "python",
+        ENV_PYTHON,
+        workspace_root().join(".venv/bin/python"),
+        "`make tools` creates it (.venv)",
     )
 }
 

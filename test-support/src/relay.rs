@@ -198,6 +198,9 @@ async fn spawn(
         .env("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY)
         .env("RUST_LOG", &options.rust_log)
         .env("NO_COLOR", "1")
+        // No Service endpoints to leave: stop at once on SIGTERM (a test's extra
+        // `--shutdown-delay` flag still wins over the environment).
+        .env("MESHRAY_SHUTDOWN_DELAY", "0")
         // Never pick up a developer's real AWS profile or config: point at empty files.
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", &empty_config)

@@ -14,7 +14,7 @@ use hyper::http::{HeaderMap, Method};
 
 use crate::app::{AppServer, Service};
 use crate::check::{BOOKINFO_DOCUMENTS, first_unlinked};
-use crate::envoy::{Sidecar, SidecarSpec, Stats, Upstream, WasmFilter, Workload};
+use crate::envoy::{RelayTracer, Sidecar, SidecarSpec, Stats, Upstream, WasmFilter, Workload};
 use crate::error::{HarnessError, Result};
 use crate::http::{DEFAULT_TIMEOUT, HttpClient, HttpResponse};
 use crate::moto::Moto;
@@ -35,6 +35,9 @@ pub struct MeshOptions {
     pub plugin_config_json: String,
     /// Turn on Envoy's Zipkin tracer on every listener, reporting to an in-test sink.
     pub zipkin_tracer: bool,
+    /// Turn on one of Envoy's own tracers on every listener, reporting to the relay (the
+    /// filter-less pipeline: Envoy tracer → relay → X-Ray).
+    pub tracer_to_relay: Option<RelayTracer>,
     /// Load the meshray filter (false: untraced sidecars, e.g. for baselines).
     pub with_filter: bool,
     /// Envoy worker threads per sidecar (Istio's sidecar default is 2: two wasm VMs per
@@ -51,6 +54,7 @@ impl Default for MeshOptions {
         Self {
             plugin_config_json: DEFAULT_PLUGIN_CONFIG.to_owned(),
             zipkin_tracer: false,
+            tracer_to_relay: None,
             with_filter: true,
             concurrency: 2,
             relay: RelayOptions::default(),
@@ -373,6 +377,7 @@ async fn start_components(
                 plugin_config_json: options.plugin_config_json.clone(),
             }),
             zipkin_collector: zipkin.as_ref().map(ZipkinSink::addr),
+            tracer_to_relay: options.tracer_to_relay,
             concurrency: options.concurrency,
             workload,
         };

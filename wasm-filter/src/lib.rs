@@ -11,7 +11,6 @@
 //! - [`shipper`]: bounded buffer and batched posts to the relay.
 //! - [`worker`]: one worker VM's state; the configure step, the timer, the relay's answers.
 //! - [`metrics`]: counters visible in Envoy's `/stats`.
-//! - [`response_flags`]: Envoy response flags and what they mean for X-Ray.
 //! - `adapter` (wasm32 only): the proxy-wasm root and HTTP contexts and `ProxyWasmHost`.
 #![forbid(unsafe_code)]
 
@@ -19,7 +18,6 @@ pub mod config;
 pub mod host;
 pub mod links;
 pub mod metrics;
-pub mod response_flags;
 pub mod shipper;
 pub mod tracer;
 pub mod worker;

@@ -26,8 +26,8 @@ pub use declare::{Setting, markdown_table};
 use declare::{Collector, settings};
 use parse::{
     parse_byte_size_within, parse_ca_file, parse_daemon_listen, parse_duration, parse_epoch_cache,
-    parse_foreign_ids, parse_millis, parse_non_zero, parse_path, parse_secret, parse_secs,
-    parse_sink, parse_socket_addr, parse_u32, parse_usize,
+    parse_foreign_ids, parse_log_format, parse_millis, parse_non_zero, parse_path, parse_secret,
+    parse_secs, parse_sink, parse_socket_addr, parse_u32, parse_usize,
 };
 
 // === Bounds ===
@@ -41,14 +41,16 @@ pub const MAX_EPOCH_TTL_SECS: u64 = 28 * 24 * 3600;
 
 /// `--help`'s first paragraph.
 const ABOUT: &str = "Takes X-Ray segment documents from the meshray Envoy filter (POST \
-                     /v1/segments) and X-Ray SDKs (daemon UDP protocol) and sends them to AWS \
-                     X-Ray.";
+                     /v1/segments), spans from Envoy's own Zipkin and OpenTelemetry tracers \
+                     (POST /api/v2/spans, POST /v1/traces) and X-Ray SDKs (daemon port: \
+                     segments over UDP, the sampling API over TCP) and sends them to AWS X-Ray.";
 /// `--help`'s last paragraph.
 const AFTER_HELP: &str = "AWS settings come from the default chain: AWS_REGION, \
                           AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, web identity (IRSA), EKS \
                           Pod Identity, profiles; AWS_ENDPOINT_URL_XRAY overrides the X-Ray \
                           endpoint. Logging: RUST_LOG (default info). Endpoints: POST \
-                          /v1/segments, GET /healthz, GET /readyz, GET /metrics.";
+                          /v1/segments, POST /api/v2/spans, POST /v1/traces, GET /healthz, \
+                          GET /readyz, GET /metrics.";
 
 // === The settings ===
 
@@ -125,8 +127,9 @@ settings! {
         parse: |s| parse_non_zero(s, 1, 100_000_000),
     }
 
-    /// UDP address for the X-Ray daemon protocol (`{"format":"json","version":1}\n{doc}`
-    /// per datagram), or `off`.
+    /// The X-Ray daemon address for SDKs, or `off`: segments over UDP
+    /// (`{"format":"json","version":1}\n{doc}` per datagram) and, over TCP on the same
+    /// port, the sampling API (`POST /GetSamplingRules`, `POST /SamplingTargets`).
     daemon_listen: Option<SocketAddr> {
         flag: "daemon-listen", env: "MESHRAY_DAEMON_LISTEN", value_name: "ADDR|off",
         default: "0.0.0.0:2000",
@@ -182,6 +185,23 @@ settings! {
         parse: |s| parse_u32(s, 1, 100),
     }
 
+    /// Seconds between SIGTERM and closing the listener: `/readyz` answers 503 at once but
+    /// requests are still taken while Kubernetes removes the pod from the Service's
+    /// endpoints, so no sender hits a closed port during a rollout. Then the drain starts.
+    shutdown_delay: Duration {
+        flag: "shutdown-delay", env: "MESHRAY_SHUTDOWN_DELAY", value_name: "SECONDS",
+        default: "5",
+        parse: |s| parse_secs(s, 0, 3600),
+    }
+
+    /// Log lines as `text` (human-readable; colours only on a terminal) or `json` (one
+    /// JSON object per event, with its fields; for log collectors). Levels: RUST_LOG.
+    log_format: LogFormat {
+        flag: "log-format", env: "MESHRAY_LOG_FORMAT", value_name: "text|json",
+        default: "text",
+        parse: parse_log_format,
+    }
+
     /// After binding, write the HTTP address (and the daemon UDP address, if on, on a
     /// second line) to this file, so harnesses using port 0 learn the ports.
     address_file: Option<PathBuf> {
@@ -201,6 +221,15 @@ pub enum SinkKind {
     Stdout,
     /// JSON lines appended to a file.
     File(PathBuf),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (ANSI colours only when stderr is a terminal).
+    Text,
+    /// One JSON object per event: timestamp, level, target, message and fields.
+    Json,
 }
 
 /// Where the epoch of foreign trace ids is kept.
@@ -385,6 +414,8 @@ mod tests {
         assert_eq!(config.drain_deadline, Duration::from_secs(20));
         assert_eq!(config.max_connections, 1024);
         assert_eq!(config.max_attempts, 5);
+        assert_eq!(config.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.address_file, None);
     }
 
@@ -418,6 +449,10 @@ mod tests {
             "10",
             "--max-attempts",
             "3",
+            "--shutdown-delay",
+            "0",
+            "--log-format",
+            "json",
             "--address-file",
             "/tmp/addr",
         ])
@@ -438,6 +473,8 @@ mod tests {
         assert_eq!(config.drain_deadline, Duration::ZERO);
         assert_eq!(config.max_connections, 10);
         assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.shutdown_delay, Duration::ZERO);
+        assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.address_file, Some(PathBuf::from("/tmp/addr")));
     }
 
@@ -470,6 +507,9 @@ mod tests {
             "",
             "--max-attempts",
             "1000",
+            "--shutdown-delay=-5",
+            "--log-format",
+            "yaml",
             "--address-file",
             " ",
         ])
@@ -491,13 +531,15 @@ mod tests {
                 "--drain-deadline",
                 "--max-connections",
                 "--max-attempts",
+                "--shutdown-delay",
+                "--log-format",
                 "--address-file",
             ]
         );
         let message = errors.to_string();
         assert!(message.starts_with("invalid configuration:\n  - --listen (MESHRAY_LISTEN)"));
         assert!(message.contains("expected `xray`, `stdout` or `file:PATH`"));
-        assert_eq!(message.lines().count(), 15, "{message}");
+        assert_eq!(message.lines().count(), 17, "{message}");
     }
 
     /// Every declared default parses (what [`Config::default`] relies on), and the

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CaCertificates, EpochCacheKind, ForeignIds, Secret, SinkKind};
+use super::{CaCertificates, EpochCacheKind, ForeignIds, LogFormat, Secret, SinkKind};
 
 /// Parses `IP:PORT` (IPv6 as `[::]:PORT`).
 pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -53,6 +53,15 @@ pub fn parse_epoch_cache(s: &str) -> Result<EpochCacheKind, String> {
         return Ok(EpochCacheKind::Redis(s.to_owned()));
     }
     Err("expected `memory` or a URL such as redis://redis.meshray:6379".to_owned())
+}
+
+/// Parses `text` or `json`.
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `text` or `json`".to_owned()),
+    }
 }
 
 /// Parses a non-empty path.

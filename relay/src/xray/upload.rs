@@ -53,7 +53,12 @@ impl XrayUploader {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let class = match self.service.put(&pending).await {
+            let started = std::time::Instant::now();
+            let result = self.service.put(&pending).await;
+            self.metrics
+                .put_latency
+                .observe(started.elapsed().as_secs_f64());
+            let class = match result {
                 Ok(unprocessed) if unprocessed.is_empty() => {
                     self.metrics.sent.inc_by(as_u64(pending.len()));
                     return;

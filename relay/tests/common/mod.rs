@@ -99,6 +99,21 @@ impl Drop for Relay {
     }
 }
 
+/// The relay binary of this package, with no `MESHRAY_*` variables from the caller's
+/// environment, killed when dropped.
+pub fn relay_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshray-relay"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MESHRAY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    command
+}
+
 /// A test config: everything on 127.0.0.1 ephemeral ports, daemon off, short batches.
 pub fn test_config() -> Config {
     Config {
@@ -106,6 +121,8 @@ pub fn test_config() -> Config {
         daemon_listen: None,
         batch_interval: Duration::from_millis(50),
         drain_deadline: Duration::from_secs(10),
+        // In-process relays have no endpoints to leave: stop at once.
+        shutdown_delay: Duration::ZERO,
         max_attempts: 3,
         ..Config::default()
     }

@@ -26,6 +26,8 @@ use crate::error::{HarnessError, Result};
 /// The relay's cluster as Istio names the Service `meshray-relay.meshray:8080`: the filter's
 /// default `relay_cluster`, so the tests' plugin configs need not name it.
 pub const RELAY_CLUSTER: &str = meshray_filter::config::DEFAULT_RELAY_CLUSTER;
+/// The relay Service's authority: the filter's default `relay_authority`.
+pub const RELAY_AUTHORITY: &str = meshray_filter::config::DEFAULT_RELAY_AUTHORITY;
 /// The Zipkin collector's cluster (Istio's `zipkin.istio-system:9411`).
 pub const ZIPKIN_CLUSTER: &str = "outbound|9411||zipkin.istio-system.svc.cluster.local";
 /// The inbound cluster of the app port, as Istio ≥ 1.9 names it.
@@ -106,6 +108,16 @@ pub fn outbound_cluster(service: &str, namespace: &str) -> String {
 
 // === SidecarSpec ===
 
+/// Envoy's own tracers that can report to the relay instead of a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTracer {
+    /// `envoy.tracers.zipkin`, HTTP_JSON to `POST /api/v2/spans` (Istio `extensionProviders.zipkin`).
+    Zipkin,
+    /// `envoy.tracers.opentelemetry`, OTLP/HTTP protobuf to `POST /v1/traces` (Istio
+    /// `extensionProviders.opentelemetry` with `http`).
+    OpenTelemetry,
+}
+
 /// A service the pod may call, and where its (sidecar's inbound listener) endpoint is.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -141,6 +153,10 @@ pub struct SidecarSpec {
     pub filter: Option<WasmFilter>,
     /// Turn on Envoy's Zipkin tracer, reporting to this collector.
     pub zipkin_collector: Option<SocketAddr>,
+    /// Turn on one of Envoy's tracers reporting to the relay (its Service cluster
+    /// [`RELAY_CLUSTER`]), as an Istio `extensionProviders` entry pointing at meshray-relay
+    /// would; ignored when [`Self::zipkin_collector`] is set.
+    pub tracer_to_relay: Option<RelayTracer>,
     /// Envoy worker threads.
     pub concurrency: u32,
 }
@@ -291,7 +307,15 @@ impl SidecarSpec {
             "route_config": route_config,
             "http_filters": http_filters,
         });
-        if self.zipkin_collector.is_some() {
+        let provider = match (self.zipkin_collector, self.tracer_to_relay) {
+            (Some(_), _) => Some(zipkin_provider(ZIPKIN_CLUSTER, "zipkin.istio-system:9411")),
+            (None, Some(RelayTracer::Zipkin)) => {
+                Some(zipkin_provider(RELAY_CLUSTER, RELAY_AUTHORITY))
+            }
+            (None, Some(RelayTracer::OpenTelemetry)) => Some(self.opentelemetry_provider()),
+            (None, None) => None,
+        };
+        if let Some(provider) = provider {
             let w = &self.workload;
             let tag = |name: &str, value: &str| json!({"tag": name, "literal": {"value": value}});
             hcm["tracing"] = json!({
@@ -302,22 +326,48 @@ impl SidecarSpec {
                     tag("istio.namespace", &w.namespace),
                     tag("istio.mesh_id", MESH_ID),
                 ],
-                "provider": {
-                    "name": "envoy.tracers.zipkin",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
-                        "collector_cluster": ZIPKIN_CLUSTER,
-                        "collector_endpoint": "/api/v2/spans",
-                        "collector_endpoint_version": "HTTP_JSON",
-                        "collector_hostname": "zipkin.istio-system:9411",
-                        "trace_id_128bit": true,
-                        "shared_span_context": false,
-                    },
-                },
+                "provider": provider,
             });
         }
         hcm
     }
+
+    /// Envoy's OpenTelemetry tracer as istiod configures `extensionProviders.opentelemetry`
+    /// with `http`: OTLP/HTTP to the provider's Service, `service_name` `{service}.{namespace}`.
+    fn opentelemetry_provider(&self) -> Value {
+        let w = &self.workload;
+        json!({
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "http_service": {
+                    "http_uri": {
+                        "uri": format!("http://{RELAY_AUTHORITY}/v1/traces"),
+                        "cluster": RELAY_CLUSTER,
+                        "timeout": "5s",
+                    },
+                },
+                "service_name": format!("{}.{}", w.service, w.namespace),
+            },
+        })
+    }
+}
+
+/// Envoy's Zipkin tracer as Istio configures it (`shared_span_context: false`), reporting
+/// to `cluster`.
+fn zipkin_provider(cluster: &str, hostname: &str) -> Value {
+    json!({
+        "name": "envoy.tracers.zipkin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": cluster,
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_JSON",
+            "collector_hostname": hostname,
+            "trace_id_128bit": true,
+            "shared_span_context": false,
+        },
+    })
 }
 
 fn wasm_filter(filter: &WasmFilter) -> Value {
@@ -400,6 +450,7 @@ pub(crate) mod tests {
             relay_addr: "127.0.0.1:10003".parse().unwrap(),
             filter: None,
             zipkin_collector: Some("127.0.0.1:10004".parse().unwrap()),
+            tracer_to_relay: None,
             concurrency: 1,
         }
     }

@@ -48,7 +48,7 @@ pub async fn validate(config: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::envoy::bootstrap::tests::spec;
-    use crate::envoy::bootstrap::write_json;
+    use crate::envoy::bootstrap::{RELAY_CLUSTER, RelayTracer, SidecarSpec, write_json};
 
     /// The generated bootstrap (without the filter, whose module may not be built) passes
     /// `envoy --mode validate`.
@@ -58,5 +58,27 @@ mod tests {
         let path = dir.path().join("envoy.json");
         write_json(&path, &spec().bootstrap()).unwrap();
         validate(&path).await.unwrap();
+        // And with each of Envoy's tracers reporting to the relay.
+        for tracer in [RelayTracer::Zipkin, RelayTracer::OpenTelemetry] {
+            let spec = SidecarSpec {
+                zipkin_collector: None,
+                tracer_to_relay: Some(tracer),
+                ..spec()
+            };
+            let bootstrap = spec.bootstrap();
+            let listeners = bootstrap["static_resources"]["listeners"]
+                .as_array()
+                .unwrap();
+            for listener in listeners {
+                let hcm = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+                let provider = &hcm["tracing"]["provider"]["typed_config"];
+                let cluster = provider["collector_cluster"]
+                    .as_str()
+                    .or(provider["http_service"]["http_uri"]["cluster"].as_str());
+                assert_eq!(cluster, Some(RELAY_CLUSTER), "{tracer:?}");
+            }
+            write_json(&path, &bootstrap).unwrap();
+            validate(&path).await.unwrap();
+        }
     }
 }

@@ -1,14 +1,14 @@
 //! Log phase: the X-Ray document of a traced request, from the span kept since
 //! request headers and what Envoy knows once the response is done.
 
-use meshray_core::cluster::{self, RemoteService};
+use meshray_core::cluster;
 use meshray_core::grpc::GrpcStatus;
+use meshray_core::response_flags::ResponseFlags;
 use meshray_core::segment::{Document, HttpResponse};
 
 use super::{ActiveSpan, Role};
 use crate::host::{Host, property_i64, property_string};
 use crate::metrics::{DropReason, Metrics};
-use crate::response_flags::ResponseFlags;
 use crate::workload::Workload;
 
 const REQUEST_TIME: [&[&str]; 1] = [&["request", "time"]];
@@ -111,7 +111,7 @@ pub fn on_log(
                 start,
             )
             .with_http_request(request);
-            describe_remote(decorate(subsegment), &remote, span.cluster.as_deref())
+            decorate(subsegment).with_destination(&remote, span.cluster.as_deref())
         }
         Role::ClientSegment { remote, segment_id } => {
             // The trace's root at a gateway: the request's own http block and
@@ -133,7 +133,7 @@ pub fn on_log(
                 start,
             )
             .with_http_request(request);
-            let call = describe_remote(decorate(call), &remote, span.cluster.as_deref());
+            let call = decorate(call).with_destination(&remote, span.cluster.as_deref());
             describe_workload(segment.with_subsegment(call), workload)
         }
     };
@@ -205,24 +205,6 @@ fn describe_workload(mut doc: Document, workload: &Workload) -> Document {
         }
     }
     doc.with_eks(workload.pod.clone(), workload.cluster_name.clone())
-}
-
-/// Where a remote call went: Istio host, subset, port, cluster.
-fn describe_remote(mut doc: Document, remote: &RemoteService, cluster: Option<&str>) -> Document {
-    doc = doc.with_metadata("istio", "destination_host", &remote.host);
-    if let Some(namespace) = &remote.namespace {
-        doc = doc.with_metadata("istio", "destination_namespace", namespace);
-    }
-    if let Some(subset) = &remote.subset {
-        doc = doc.with_metadata("istio", "destination_subset", subset);
-    }
-    if let Some(port) = remote.port {
-        doc = doc.with_metadata("istio", "destination_port", &port.to_string());
-    }
-    if let Some(cluster) = cluster {
-        doc = doc.with_metadata("istio", "upstream_cluster", cluster);
-    }
-    doc
 }
 
 fn seconds(nanos: u64) -> f64 {

@@ -1,9 +1,11 @@
-//! Envoy's response flags (`response.flags`, a bit vector) as the short codes
-//! users know from access logs (`UF`, `UH`, `NR`, `URX`, …) and what they mean
-//! for X-Ray's `fault`/`error`/`throttle`.
+//! Envoy's response flags as the short codes users know from access logs (`UF`, `UH`, `NR`,
+//! `URX`, …) and what each means for X-Ray's `fault` / `throttle`, in both forms Envoy
+//! gives them: the bit vector a filter reads from `response.flags` ([`ResponseFlags`]) and
+//! the `response_flags` tag its tracers report, comma separated, `-` for none
+//! ([`FlagCodes`]). One table of codes serves both.
 
 /// The codes in bit order (Envoy's `CoreResponseFlag`).
-const CODES: [&str; 30] = [
+pub const CODES: [&str; 30] = [
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
     "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",
     "UDO",
@@ -44,15 +46,26 @@ const DESCRIPTIONS: [&str; 30] = [
 ];
 
 /// Codes that mean the proxy or the upstream failed: X-Ray `fault`.
-const FAULT_CODES: [&str; 17] = [
+pub const FAULT_CODES: [&str; 17] = [
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "URX", "SI", "UMSDR", "DT", "UPE", "NC",
     "OM", "DF",
 ];
 
 /// Codes that mean the request was rate limited: X-Ray `throttle`.
-const THROTTLE_CODES: [&str; 2] = ["RL", "RLSE"];
+pub const THROTTLE_CODES: [&str; 2] = ["RL", "RLSE"];
 
-/// Decoded response flags.
+/// Whether `code` means a failure of the proxy or upstream.
+pub fn is_fault_code(code: &str) -> bool {
+    FAULT_CODES.contains(&code)
+}
+
+/// Whether `code` means rate limiting.
+pub fn is_throttle_code(code: &str) -> bool {
+    THROTTLE_CODES.contains(&code)
+}
+
+/// Response flags as Envoy reports them to a filter (`response.flags`): a bit vector in
+/// [`CODES`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ResponseFlags(pub u64);
 
@@ -88,18 +101,79 @@ impl ResponseFlags {
 
     /// Whether any flag means a failure of the proxy or upstream.
     pub fn is_fault(self) -> bool {
-        self.codes().any(|c| FAULT_CODES.contains(&c))
+        self.codes().any(is_fault_code)
     }
 
     /// Whether any flag means rate limiting.
     pub fn is_throttle(self) -> bool {
-        self.codes().any(|c| THROTTLE_CODES.contains(&c))
+        self.codes().any(is_throttle_code)
+    }
+}
+
+/// What a `response_flags` tag says about a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FlagCodes {
+    /// The codes, as given (empty for `-` or an empty tag).
+    pub codes: Vec<String>,
+}
+
+impl FlagCodes {
+    /// Parses a tag value: `UF,URX`, `UH`, `-` (none) or empty (none).
+    pub fn parse(tag: &str) -> Self {
+        let codes = tag
+            .split(',')
+            .map(str::trim)
+            .filter(|code| !code.is_empty() && *code != "-")
+            .map(str::to_owned)
+            .collect();
+        Self { codes }
+    }
+
+    /// Whether any flag is set.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// The codes joined by commas, as Envoy's access log prints them; `None` when none is set.
+    pub fn to_label(&self) -> Option<String> {
+        (!self.codes.is_empty()).then(|| self.codes.join(","))
+    }
+
+    /// Whether any code means a failure of the proxy or upstream.
+    pub fn is_fault(&self) -> bool {
+        self.codes.iter().any(|c| is_fault_code(c))
+    }
+
+    /// Whether any code means rate limiting.
+    pub fn is_throttle(&self) -> bool {
+        self.codes.iter().any(|c| is_throttle_code(c))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each tag form: fault, throttle, neither, none.
+    #[test]
+    fn classifies_tag_values() {
+        let cases = [
+            ("UH", Some("UH"), true, false),
+            ("UF,URX", Some("UF,URX"), true, false),
+            (" NR ", Some("NR"), true, false),
+            ("RL", Some("RL"), false, true),
+            ("DC", Some("DC"), false, false),
+            ("DI,UF", Some("DI,UF"), true, false),
+            ("-", None, false, false),
+            ("", None, false, false),
+        ];
+        for (tag, label, fault, throttle) in cases {
+            let flags = FlagCodes::parse(tag);
+            assert_eq!(flags.to_label().as_deref(), label, "{tag:?}");
+            assert_eq!(flags.is_fault(), fault, "{tag:?}");
+            assert_eq!(flags.is_throttle(), throttle, "{tag:?}");
+        }
+    }
 
     #[test]
     fn decodes_the_flags_users_see_in_access_logs() {
