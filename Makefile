@@ -41,7 +41,7 @@ export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache bench-hostcalls \
 	clean-tools help wasm-image relay-image image-tools install uninstall
 
 all: build
@@ -168,6 +168,15 @@ bench: tools bench-tools wasm bench-micro
 	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
 	$(CARGO) build --release -p meshray-relay -p meshray-bench
 	taskset -c 0 target/release/meshray-bench all
+
+## bench-hostcalls: what each kind of host call costs in Envoy (bench/probe-filter: a filter
+## repeating one call per request), priced as proxy CPU per request against a probe doing
+## nothing; uses the configurations of the last `make bench` (target/bench/conf). ~3 minutes.
+bench-hostcalls: tools bench-tools
+	$(CARGO) build -p meshray-probe-filter --target $(WASM_TARGET) --profile wasm
+	$(CARGO) build --release -p meshray-bench
+	@test -f target/bench/conf/meshray.json || { echo "run make bench first (it writes target/bench/conf)"; exit 1; }
+	$(PYTHON) bench/probe-filter/price.py bench/probe-filter/hostcalls.json 3 4
 
 ## bench-micro: criterion micro-benchmarks of the hot paths (header parsing, classification,
 ## document building, validation), pinned to CPU 1; results under target/criterion
