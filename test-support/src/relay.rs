@@ -1,8 +1,10 @@
 //! The real `meshray-relay` binary as a child process.
 //!
 //! It is started with `--listen 127.0.0.1:0 --daemon-listen off --address-file <dir>/relay.addr`
-//! and the X-Ray endpoint of the local moto server in `AWS_ENDPOINT_URL_XRAY`; the harness
-//! reads the bound HTTP address from the first line of the address file. [`Relay::stop`] and
+//! (with [`RelayOptions::daemon`], `--daemon-listen 127.0.0.1:0`: the X-Ray daemon UDP port
+//! SDK apps send to) and the X-Ray endpoint of the local moto server in
+//! `AWS_ENDPOINT_URL_XRAY`; the harness reads the bound HTTP address from the first line of
+//! the address file, the daemon's from the second. [`Relay::stop`] and
 //! [`Relay::restart`] (same port) let a test take the relay away from the sidecars and bring
 //! it back, as in a relay-down drill. Its log (stdout and stderr) is `<dir>/relay.log`,
 //! appended to across restarts.
@@ -31,6 +33,8 @@ pub struct RelayOptions {
     pub extra_args: Vec<String>,
     /// `RUST_LOG` for the relay.
     pub rust_log: String,
+    /// Open the X-Ray daemon UDP port (`--daemon-listen`) on an ephemeral port.
+    pub daemon: bool,
 }
 
 impl Default for RelayOptions {
@@ -39,6 +43,7 @@ impl Default for RelayOptions {
             sink: "xray".to_owned(),
             extra_args: Vec::new(),
             rust_log: "info".to_owned(),
+            daemon: false,
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct Relay {
     /// `None` while stopped.
     process: Option<ChildProcess>,
     addr: SocketAddr,
+    daemon: Option<SocketAddr>,
 }
 
 impl Relay {
@@ -63,16 +69,27 @@ impl Relay {
     /// [`HarnessError::Timeout`] when it does not come up.
     pub async fn start(dir: &Path, moto_endpoint: &str, options: RelayOptions) -> Result<Self> {
         let program = paths::relay_bin()?;
-        let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let (process, addr) = spawn(&program, dir, moto_endpoint, &options, listen).await?;
+        let listen = Listen {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            daemon: options
+                .daemon
+                .then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        };
+        let (process, bound) = spawn(&program, dir, moto_endpoint, &options, listen).await?;
         Ok(Self {
             program,
             dir: dir.to_path_buf(),
             moto_endpoint: moto_endpoint.to_owned(),
             options,
             process: Some(process),
-            addr,
+            addr: bound.http,
+            daemon: bound.daemon,
         })
+    }
+
+    /// The X-Ray daemon UDP address, with [`RelayOptions::daemon`].
+    pub fn daemon_addr(&self) -> Option<SocketAddr> {
+        self.daemon
     }
 
     /// The relay's HTTP address (stays the same across [`Relay::restart`]).
@@ -125,18 +142,22 @@ impl Relay {
     /// As [`Relay::start`]; also when the port cannot be bound again.
     pub async fn restart(&mut self) -> Result<()> {
         self.stop().await?;
-        let (process, addr) = spawn(
+        let asked = Listen {
+            http: self.addr,
+            daemon: self.daemon,
+        };
+        let (process, bound) = spawn(
             &self.program,
             &self.dir,
             &self.moto_endpoint,
             &self.options,
-            self.addr,
+            asked,
         )
         .await?;
-        if addr != self.addr {
+        if bound != asked {
             return Err(HarnessError::unexpected(
-                "relay address after restart",
-                format!("asked for {}, relay bound {addr}", self.addr),
+                "relay addresses after restart",
+                format!("asked for {asked:?}, relay bound {bound:?}"),
             ));
         }
         self.process = Some(process);
@@ -160,14 +181,21 @@ impl Relay {
     }
 }
 
+/// Where the relay listens (asked) or listens (bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listen {
+    http: SocketAddr,
+    daemon: Option<SocketAddr>,
+}
+
 /// Spawns the relay listening on `listen` and waits for its address file.
 async fn spawn(
     program: &Path,
     dir: &Path,
     moto_endpoint: &str,
     options: &RelayOptions,
-    listen: SocketAddr,
-) -> Result<(ChildProcess, SocketAddr)> {
+    listen: Listen,
+) -> Result<(ChildProcess, Listen)> {
     let address_file = dir.join("relay.addr");
     match std::fs::remove_file(&address_file) {
         Ok(()) => {}
@@ -185,8 +213,9 @@ async fn spawn(
     let mut command = Command::new(program);
     command
         .arg("--listen")
-        .arg(listen.to_string())
-        .args(["--daemon-listen", "off"])
+        .arg(listen.http.to_string())
+        .arg("--daemon-listen")
+        .arg(listen.daemon.map_or("off".to_owned(), |a| a.to_string()))
         .arg("--address-file")
         .arg(&address_file)
         .arg("--sink")
@@ -206,6 +235,7 @@ async fn spawn(
         .env("AWS_CONFIG_FILE", &empty_config)
         .env("AWS_SHARED_CREDENTIALS_FILE", &empty_config);
     let mut process = ChildProcess::spawn("relay", command, &dir.join("relay.log"))?;
+    let with_daemon = listen.daemon.is_some();
     let addr = process
         .wait_for("relay address file", START_TIMEOUT, || {
             let file = address_file.clone();
@@ -214,12 +244,12 @@ async fn spawn(
                 // unchanged 100 ms later (a writer that does not end the line).
                 let first = std::fs::read_to_string(&file).unwrap_or_default();
                 if first.contains('\n') {
-                    return Ok(read_address_file(&file));
+                    return Ok(read_address_file(&file, with_daemon));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let again = std::fs::read_to_string(&file).unwrap_or_default();
                 Ok(if again == first {
-                    read_address_file(&file)
+                    read_address_file(&file, with_daemon)
                 } else {
                     None
                 })
@@ -229,10 +259,18 @@ async fn spawn(
     Ok((process, addr))
 }
 
-/// The address on the first line of the address file, once it is complete.
-fn read_address_file(path: &Path) -> Option<SocketAddr> {
+/// The addresses in the address file once it is complete: HTTP on the first line, the
+/// daemon's (when `with_daemon`) on the second.
+fn read_address_file(path: &Path, with_daemon: bool) -> Option<Listen> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines().next()?.trim().parse().ok()
+    let mut lines = text.lines();
+    let http = lines.next()?.trim().parse().ok()?;
+    let daemon = if with_daemon {
+        Some(lines.next()?.trim().parse().ok()?)
+    } else {
+        None
+    };
+    Some(Listen { http, daemon })
 }
 
 #[cfg(test)]
@@ -244,18 +282,27 @@ mod tests {
     fn address_file_first_line_is_the_http_address() {
         let dir = RunDir::new("relay-unit").unwrap();
         let file = dir.path().join("relay.addr");
-        assert_eq!(read_address_file(&file), None);
+        let http = |a: &str| Listen {
+            http: a.parse().unwrap(),
+            daemon: None,
+        };
+        assert_eq!(read_address_file(&file, false), None);
         std::fs::write(&file, "127.0.0.1:4").unwrap();
-        assert_eq!(
-            read_address_file(&file),
-            Some("127.0.0.1:4".parse().unwrap())
-        );
+        assert_eq!(read_address_file(&file, false), Some(http("127.0.0.1:4")));
+        assert_eq!(read_address_file(&file, true), None);
         std::fs::write(&file, "127.0.0.1:8080\n127.0.0.1:2000\n").unwrap();
         assert_eq!(
-            read_address_file(&file),
-            Some("127.0.0.1:8080".parse().unwrap())
+            read_address_file(&file, false),
+            Some(http("127.0.0.1:8080"))
+        );
+        assert_eq!(
+            read_address_file(&file, true),
+            Some(Listen {
+                http: "127.0.0.1:8080".parse().unwrap(),
+                daemon: Some("127.0.0.1:2000".parse().unwrap()),
+            })
         );
         std::fs::write(&file, "127.0.0.1:").unwrap();
-        assert_eq!(read_address_file(&file), None);
+        assert_eq!(read_address_file(&file, false), None);
     }
 }

@@ -11,9 +11,19 @@
 //!
 //! Like Bookinfo, each service forwards exactly [`FORWARDED_HEADERS`] (B3, W3C,
 //! `x-request-id`) and NOT `x-amzn-trace-id`, and degrades instead of failing when its
-//! callee fails (200 with an error field). Fault injection: a `fail=<service>` query
-//! parameter, passed down the chain, makes that service answer 503 (`fail=1` means
-//! `ratings`).
+//! callee fails (200 with an error field). Query parameters, passed down the chain, shape
+//! what the services do:
+//! - `fail=<service>` makes that service answer 503 (`fail=1` means `ratings`);
+//! - `fanout=<n>` makes productpage call reviews `n` times in parallel, each call with
+//!   `call=<i>` added to its query (a page built from parallel backend calls);
+//! - `delay_ms=<n>` makes every caller wait `n` ms before it calls its callee (so parallel
+//!   requests overlap at the callee's sidecar);
+//! - `grpc=<code>` makes reviews call ratings as a gRPC client (`POST`,
+//!   `content-type: application/grpc`, `te: trailers`, one message frame), and ratings
+//!   answer like a gRPC server: HTTP 200, `content-type: application/grpc`, and
+//!   `grpc-status: <code>` (+ `grpc-message`) in the headers — a trailers-only answer — or,
+//!   with `grpc_in=trailers`, a message frame followed by the status in the trailers
+//!   (which needs HTTP/2 to ratings: [`crate::MeshOptions::grpc_services`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,13 +32,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::envoy::SERVICE_PORT;
 use crate::error::{HarnessError, Result};
@@ -177,7 +189,7 @@ impl AppServer {
             stats: Arc::clone(&stats),
         });
         let router = Router::new()
-            .route(service.route(), get(handle))
+            .route(service.route(), get(handle).post(handle))
             .with_state(state);
         let server = LocalServer::start(service.name(), router).await?;
         Ok(Self {
@@ -228,13 +240,65 @@ impl AppServer {
 
 /// Which service the `fail=` query parameter names, if any (`fail=1` is `ratings`).
 pub fn fail_target(query: &str) -> Option<&str> {
+    match query_param(query, "fail") {
+        Some("1") => Some("ratings"),
+        other => other,
+    }
+}
+
+/// The value of query parameter `name`, if present.
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
-        .find_map(|pair| match pair.split_once('=') {
-            Some(("fail", "1")) => Some("ratings"),
-            Some(("fail", target)) => Some(target),
-            _ => None,
-        })
+        .find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name))
+        .map(|(_, v)| v)
+}
+
+/// The numeric query parameter `name`, if present and a number.
+fn number_param(query: &str, name: &str) -> Option<u64> {
+    query_param(query, name).and_then(|v| v.parse().ok())
+}
+
+/// Most parallel calls `fanout=` may ask for.
+const MAX_FANOUT: u64 = 16;
+
+/// The `content-type` of gRPC.
+pub const GRPC_CONTENT_TYPE: &str = "application/grpc";
+
+/// A gRPC message frame: not compressed, 4-byte big-endian length, the message.
+fn grpc_frame(message: &[u8]) -> Bytes {
+    let mut frame = vec![0u8];
+    let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(message);
+    Bytes::from(frame)
+}
+
+/// What ratings answers to a gRPC call: status `code` in the headers (trailers-only) or,
+/// with `in_trailers`, after one message frame in the trailers.
+fn grpc_answer(code: u64, in_trailers: bool) -> Response {
+    let mut status = HeaderMap::new();
+    status.insert("grpc-status", HeaderValue::from(code));
+    if code != 0 {
+        status.insert(
+            "grpc-message",
+            HeaderValue::from_static("ratings backend is unavailable"),
+        );
+    }
+    let mut response = if in_trailers {
+        // A message (field 1 = 5: the rating), then the status in the trailers.
+        let body =
+            Full::new(grpc_frame(&[0x08, 0x05])).with_trailers(async move { Some(Ok(status)) });
+        Response::new(Body::new(body))
+    } else {
+        let mut response = Response::new(Body::empty());
+        response.headers_mut().extend(status);
+        response
+    };
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(GRPC_CONTENT_TYPE));
+    response
 }
 
 async fn handle(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
@@ -259,7 +323,14 @@ async fn handle(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) 
         let body = json!({"service": service.name(), "error": "injected fault"});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    let is_grpc = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(GRPC_CONTENT_TYPE.as_bytes()));
     let Some(callee) = service.callee() else {
+        if is_grpc {
+            let code = number_param(query, "grpc").unwrap_or(0);
+            return grpc_answer(code, query_param(query, "grpc_in") == Some("trailers"));
+        }
         let body = json!({"id": 1, "ratings": {"Reviewer1": 5, "Reviewer2": 4}});
         return (StatusCode::OK, Json(body)).into_response();
     };
@@ -277,17 +348,89 @@ async fn handle(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) 
     if let Ok(host) = HeaderValue::from_str(&format!("{}:{SERVICE_PORT}", callee.name())) {
         outgoing.insert("host", host);
     }
+    if let Some(delay) = number_param(query, "delay_ms") {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let fanout = match service {
+        Service::Productpage => number_param(query, "fanout")
+            .unwrap_or(1)
+            .clamp(1, MAX_FANOUT),
+        _ => 1,
+    };
+    let calls = (0..fanout).map(|i| {
+        let query = if fanout > 1 {
+            format!("{query}&call={i}")
+        } else {
+            query.to_owned()
+        };
+        call(&app, *upstream, callee, &query, &outgoing)
+    });
+    let mut answers = join_all(calls).await;
+    let body = if answers.len() == 1 {
+        answers.remove(0)
+    } else {
+        json!({"service": service.name(), "calls": answers})
+    };
+    // Bookinfo degrades: a failed callee still yields a 200 page.
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// Runs `futures` concurrently and returns their outputs in order.
+async fn join_all<T: Send + 'static>(
+    futures: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Ok(value) = task.await {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// One call of `app`'s service to `callee` through its sidecar at `upstream`; the JSON its
+/// page shows for it (the callee's answer, or why there is none).
+fn call(
+    app: &Arc<AppState>,
+    upstream: SocketAddr,
+    callee: Service,
+    query: &str,
+    outgoing: &HeaderMap,
+) -> impl std::future::Future<Output = Value> + Send + use<> {
+    let app = Arc::clone(app);
+    let mut outgoing = outgoing.clone();
+    let service = app.service;
     let suffix = if query.is_empty() {
         String::new()
     } else {
         format!("?{query}")
     };
     let url = format!("http://{upstream}{}{suffix}", callee.request_path());
-    let result = app
-        .client
-        .send(Method::GET, &url, &outgoing, Bytes::new(), CALL_TIMEOUT)
-        .await;
-    let body = match result {
+    let grpc = callee.callee().is_none() && query_param(query, "grpc").is_some();
+    let (method, request_body) = if grpc {
+        outgoing.insert("content-type", HeaderValue::from_static(GRPC_CONTENT_TYPE));
+        outgoing.insert("te", HeaderValue::from_static("trailers"));
+        (Method::POST, grpc_frame(&[0x08, 0x01]))
+    } else {
+        (Method::GET, Bytes::new())
+    };
+    async move {
+        let result = app
+            .client
+            .send(method, &url, &outgoing, request_body, CALL_TIMEOUT)
+            .await;
+        answer_of(service, callee, result)
+    }
+}
+
+/// What a page shows for one call's `result`.
+fn answer_of(
+    service: Service,
+    callee: Service,
+    result: Result<crate::http::HttpResponse>,
+) -> Value {
+    match result {
         Ok(response) if response.status == 200 => {
             let inner =
                 serde_json::from_slice(&response.body).unwrap_or_else(|_| json!(response.text()));
@@ -302,9 +445,7 @@ async fn handle(State(app): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) 
             "service": service.name(),
             "error": format!("{callee} unreachable: {err}"),
         }),
-    };
-    // Bookinfo degrades: a failed callee still yields a 200 page.
-    (StatusCode::OK, Json(body)).into_response()
+    }
 }
 
 #[cfg(test)]

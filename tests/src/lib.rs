@@ -27,6 +27,7 @@
 //! - [`mesh`]: wires all of the above into one local mesh.
 //! - [`schema`]: every document against AWS's segment document schema and the relay's validator.
 //! - [`check`]: the checks the tests and the demo apply to a trace and to a Bookinfo trace.
+//! - [`xray_sdk`]: what an X-Ray SDK app does with the `x-amzn-trace-id` it receives.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod check;
 pub mod envoy;
 pub mod mesh;
 pub mod schema;
+pub mod xray_sdk;
 pub mod zipkin;
 
 pub use meshray_test_support::{error, http, ids, moto, paths, process, relay, run_dir, xray};

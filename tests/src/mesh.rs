@@ -4,10 +4,12 @@
 //! needs the callee sidecar's inbound port and an app needs its own sidecar's outbound
 //! port: ratings (app, sidecar), then reviews, then productpage. Clients call the mesh
 //! like an ingress would, at productpage's sidecar INBOUND listener
-//! ([`Mesh::productpage_url`]). Everything stops on drop (sidecars first, then relay,
-//! then moto); the run directory with every config and log is kept if a test panics.
+//! ([`Mesh::productpage_url`]), or, with [`MeshOptions::gateway`], at an Istio-shaped
+//! `istio-ingressgateway` Envoy in front of productpage. Everything stops on drop
+//! (gateway and sidecars first, then relay, then moto); the run directory with every
+//! config and log is kept if a test panics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use hyper::http::{HeaderMap, Method};
@@ -47,6 +49,14 @@ pub struct MeshOptions {
     pub relay: RelayOptions,
     /// Names the run directory.
     pub label: String,
+    /// HTTP filters before meshray on a pod's inbound listener (RBAC, local rate limit).
+    pub inbound_filters: BTreeMap<Service, Vec<serde_json::Value>>,
+    /// Services declared with a gRPC port: HTTP/2 on their inbound cluster and on their
+    /// callers' outbound clusters, as Istio configures a port of protocol `grpc`.
+    pub grpc_services: BTreeSet<Service>,
+    /// Put an `istio-ingressgateway` (with the filter) in front of productpage; clients
+    /// then call the gateway.
+    pub gateway: bool,
 }
 
 impl Default for MeshOptions {
@@ -59,6 +69,9 @@ impl Default for MeshOptions {
             concurrency: 2,
             relay: RelayOptions::default(),
             label: "mesh".to_owned(),
+            inbound_filters: BTreeMap::new(),
+            grpc_services: BTreeSet::new(),
+            gateway: false,
         }
     }
 }
@@ -76,6 +89,8 @@ pub struct Pod {
 #[derive(Debug)]
 pub struct Mesh {
     // Fields drop in declaration order: traffic first, the run directory last.
+    /// The ingress gateway in front of productpage, if asked for.
+    gateway: Option<Sidecar>,
     /// Productpage, reviews, ratings (in [`Service::ALL`] order).
     pods: Vec<Pod>,
     zipkin: Option<ZipkinSink>,
@@ -98,7 +113,8 @@ impl Mesh {
         let started_at = SystemTime::now();
         let mut dir = RunDir::new(&options.label)?;
         match start_components(&dir, &options, filter_module).await {
-            Ok((pods, zipkin, relay, moto)) => Ok(Self {
+            Ok((gateway, pods, zipkin, relay, moto)) => Ok(Self {
+                gateway,
                 pods,
                 zipkin,
                 relay,
@@ -116,13 +132,23 @@ impl Mesh {
         }
     }
 
-    /// `http://<productpage sidecar inbound>/productpage`: where a client (ingress) calls.
+    /// `http://<entry>/productpage`: where a client calls — the gateway when there is one,
+    /// else productpage's sidecar inbound listener (as an ingress would).
     pub fn productpage_url(&self) -> String {
+        let entry = self
+            .gateway
+            .as_ref()
+            .unwrap_or(&self.pod(Service::Productpage).sidecar);
         format!(
             "http://{}{}",
-            self.pod(Service::Productpage).sidecar.inbound_addr(),
+            entry.inbound_addr(),
             Service::Productpage.request_path()
         )
+    }
+
+    /// The ingress gateway, with [`MeshOptions::gateway`].
+    pub fn gateway(&self) -> Option<&Sidecar> {
+        self.gateway.as_ref()
     }
 
     /// `GET /productpage[?query]` through the mesh.
@@ -290,6 +316,9 @@ impl Mesh {
     pub fn check_running(&mut self) -> Result<()> {
         self.moto.check_running()?;
         self.relay.check_running()?;
+        if let Some(gateway) = &mut self.gateway {
+            gateway.check_running()?;
+        }
         for pod in &mut self.pods {
             pod.sidecar.check_running()?;
         }
@@ -314,6 +343,13 @@ impl Mesh {
                 pod.app.stats().requests()
             ));
         }
+        if let Some(gateway) = &self.gateway {
+            let stats = match gateway.meshray_stats().await {
+                Ok(stats) => summarize_stats(&stats),
+                Err(err) => format!("unavailable: {err}"),
+            };
+            out.push_str(&format!("gateway: meshray stats {stats}\n"));
+        }
         if let Some(zipkin) = &self.zipkin {
             out.push_str(&format!("zipkin sink: {} spans\n", zipkin.span_count()));
         }
@@ -322,25 +358,36 @@ impl Mesh {
             self.relay.log_path().display(),
             log_tail(&self.relay.log_path(), 20)
         ));
-        for pod in &self.pods {
+        let proxies = self
+            .gateway
+            .iter()
+            .map(|g| (g.workload().service.clone(), g))
+            .chain(
+                self.pods
+                    .iter()
+                    .map(|p| (p.app.service().to_string(), &p.sidecar)),
+            );
+        for (name, proxy) in proxies {
             out.push_str(&format!(
-                "--- {} sidecar log, wasm and error lines ({}):\n{}\n",
-                pod.app.service(),
-                pod.sidecar.log_path().display(),
-                interesting_envoy_lines(pod.sidecar.log_path(), 15)
+                "--- {name} proxy log, wasm and error lines ({}):\n{}\n",
+                proxy.log_path().display(),
+                interesting_envoy_lines(proxy.log_path(), 15)
             ));
         }
         out
     }
 }
 
-/// Starts moto, the relay, the Zipkin sink (if asked) and the pods, callees first;
-/// returns the pods in [`Service::ALL`] order.
+/// What [`start_components`] starts.
+type Components = (Option<Sidecar>, Vec<Pod>, Option<ZipkinSink>, Relay, Moto);
+
+/// Starts moto, the relay, the Zipkin sink (if asked), the pods, callees first, and the
+/// gateway (if asked); returns the pods in [`Service::ALL`] order.
 async fn start_components(
     dir: &RunDir,
     options: &MeshOptions,
     filter_module: Option<std::path::PathBuf>,
-) -> Result<(Vec<Pod>, Option<ZipkinSink>, Relay, Moto)> {
+) -> Result<Components> {
     let moto = Moto::start(&dir.subdir("moto")?).await?;
     let relay = Relay::start(
         &dir.subdir("relay")?,
@@ -354,22 +401,20 @@ async fn start_components(
         None
     };
 
-    let mut pods: Vec<Pod> = Vec::new();
-    for service in Service::ALL.into_iter().rev() {
-        let app = AppServer::start(service).await?;
-        let workload = Workload::new(service.name(), service.version());
-        let upstreams = service
-            .callee()
-            .and_then(|callee| pods.iter().find(|p| p.app.service() == callee))
+    let spec_of = |workload: Workload, app: Option<&AppServer>, callee: Option<&Pod>| {
+        let upstreams = callee
             .map(|callee| Upstream {
                 service: callee.app.service().name().to_owned(),
-                namespace: workload.namespace.clone(),
+                namespace: callee.sidecar.workload().namespace.clone(),
                 addr: callee.sidecar.inbound_addr(),
+                http2: options.grpc_services.contains(&callee.app.service()),
             })
             .into_iter()
             .collect();
-        let spec = SidecarSpec {
-            app_addr: app.addr(),
+        let service = app.map(AppServer::service);
+        SidecarSpec {
+            app_addr: app.map(AppServer::addr),
+            app_http2: service.is_some_and(|s| options.grpc_services.contains(&s)),
             upstreams,
             relay_addr: relay.addr(),
             filter: filter_module.as_ref().map(|module| WasmFilter {
@@ -379,14 +424,33 @@ async fn start_components(
             zipkin_collector: zipkin.as_ref().map(ZipkinSink::addr),
             tracer_to_relay: options.tracer_to_relay,
             concurrency: options.concurrency,
+            inbound_filters: service
+                .and_then(|s| options.inbound_filters.get(&s))
+                .cloned()
+                .unwrap_or_default(),
             workload,
-        };
+        }
+    };
+    let mut pods: Vec<Pod> = Vec::new();
+    for service in Service::ALL.into_iter().rev() {
+        let app = AppServer::start(service).await?;
+        let workload = Workload::new(service.name(), service.version());
+        let callee = service
+            .callee()
+            .and_then(|callee| pods.iter().find(|p| p.app.service() == callee));
+        let spec = spec_of(workload, Some(&app), callee);
         let sidecar = Sidecar::start(&dir.subdir(&spec.workload.workload_name())?, &spec).await?;
         app.set_upstream(sidecar.outbound_addr())?;
         pods.push(Pod { sidecar, app });
     }
     pods.reverse();
-    Ok((pods, zipkin, relay, moto))
+    let gateway = if options.gateway {
+        let spec = spec_of(Workload::ingress_gateway(), None, pods.first());
+        Some(Sidecar::start(&dir.subdir(&spec.workload.workload_name())?, &spec).await?)
+    } else {
+        None
+    };
+    Ok((gateway, pods, zipkin, relay, moto))
 }
 
 /// The filter's own metrics and the relay cluster's outcome counters, non-zero only.

@@ -13,6 +13,14 @@
 //! - the meshray wasm filter before the router on both listeners (optional), and
 //!   Envoy's Zipkin tracer on both listeners (optional), as Istio's default provider.
 //!
+//! An ingress gateway ([`Workload::ingress_gateway`]) is shaped as istiod configures
+//! `istio-ingressgateway`: node id `router~…`, no app and no inbound side, one listener
+//! [`GATEWAY_LISTENER`] with direction OUTBOUND routing to `outbound|9080||<svc>…` clusters.
+//!
+//! A service declared with a gRPC port ([`Upstream::http2`], [`SidecarSpec::app_http2`])
+//! gets HTTP/2 on its callers' outbound cluster and on its own inbound cluster, as Istio
+//! configures a port of protocol `grpc`.
+//!
 //! Every listener and the admin address bind 127.0.0.1 port 0.
 //! Istio's default retry policy (retry 503 twice) is left out so every call is one attempt.
 
@@ -38,6 +46,8 @@ pub const SERVICE_PORT: u16 = 9080;
 pub const INBOUND_LISTENER: &str = "virtualInbound";
 /// The name of the outbound listener.
 pub const OUTBOUND_LISTENER: &str = "0.0.0.0_9080";
+/// The name of an ingress gateway's listener (Istio's for a `Gateway` on port 8080).
+pub const GATEWAY_LISTENER: &str = "0.0.0.0_8080";
 /// `CLUSTER_ID` node metadata.
 pub const CLUSTER_ID: &str = "Kubernetes";
 /// `MESH_ID` node metadata (Istio's default trust domain).
@@ -54,6 +64,8 @@ pub struct Workload {
     pub version: String,
     /// The namespace, e.g. `default`.
     pub namespace: String,
+    /// An Istio gateway (node id `router~…`) rather than a pod's sidecar.
+    pub gateway: bool,
 }
 
 impl Workload {
@@ -63,12 +75,28 @@ impl Workload {
             service: service.to_owned(),
             version: version.to_owned(),
             namespace: "default".to_owned(),
+            gateway: false,
         }
     }
 
-    /// The Deployment's name, e.g. `reviews-v1` (`WORKLOAD_NAME`).
+    /// Istio's `istio-ingressgateway` in `istio-system`.
+    pub fn ingress_gateway() -> Self {
+        Self {
+            service: "istio-ingressgateway".to_owned(),
+            version: "latest".to_owned(),
+            namespace: "istio-system".to_owned(),
+            gateway: true,
+        }
+    }
+
+    /// The Deployment's name, e.g. `reviews-v1` (`WORKLOAD_NAME`); a gateway's is its
+    /// service, `istio-ingressgateway`.
     pub fn workload_name(&self) -> String {
-        format!("{}-{}", self.service, self.version)
+        if self.gateway {
+            self.service.clone()
+        } else {
+            format!("{}-{}", self.service, self.version)
+        }
     }
 
     /// A pod name as a ReplicaSet would make it.
@@ -76,10 +104,11 @@ impl Workload {
         format!("{}-6d4c5b8f9-x7k2p", self.workload_name())
     }
 
-    /// The Istio sidecar node id.
+    /// The Istio proxy's node id: `sidecar~…`, or `router~…` for a gateway.
     pub fn node_id(&self) -> String {
         format!(
-            "sidecar~127.0.0.1~{}.{ns}~{ns}.svc.cluster.local",
+            "{}~127.0.0.1~{}.{ns}~{ns}.svc.cluster.local",
+            if self.gateway { "router" } else { "sidecar" },
             self.pod_name(),
             ns = self.namespace
         )
@@ -90,9 +119,30 @@ impl Workload {
         fqdn(&self.service, &self.namespace)
     }
 
-    /// The service account, as Bookinfo names them.
+    /// The service account, as Bookinfo (or Istio's gateway chart) names them.
     pub fn service_account(&self) -> String {
-        format!("bookinfo-{}", self.service)
+        if self.gateway {
+            format!("{}-service-account", self.service)
+        } else {
+            format!("bookinfo-{}", self.service)
+        }
+    }
+
+    /// The pod's labels.
+    fn labels(&self) -> Value {
+        let mut labels = json!({
+            "app": self.service,
+            "pod-template-hash": "6d4c5b8f9",
+            "service.istio.io/canonical-name": self.service,
+            "service.istio.io/canonical-revision": self.version,
+        });
+        if self.gateway {
+            labels["istio"] = json!("ingressgateway");
+        } else {
+            labels["version"] = json!(self.version);
+            labels["security.istio.io/tlsMode"] = json!("istio");
+        }
+        labels
     }
 }
 
@@ -127,6 +177,8 @@ pub struct Upstream {
     pub namespace: String,
     /// The endpoint: the callee sidecar's inbound listener.
     pub addr: SocketAddr,
+    /// The service's port speaks gRPC: HTTP/2 to it.
+    pub http2: bool,
 }
 
 /// The meshray filter as a WasmPlugin would configure it.
@@ -143,8 +195,10 @@ pub struct WasmFilter {
 pub struct SidecarSpec {
     /// The pod's identity.
     pub workload: Workload,
-    /// The app's port (target of `inbound|9080||`).
-    pub app_addr: SocketAddr,
+    /// The app's port (target of `inbound|9080||`); `None` for a gateway.
+    pub app_addr: Option<SocketAddr>,
+    /// The app serves gRPC: HTTP/2 on the inbound cluster.
+    pub app_http2: bool,
     /// The services this pod calls.
     pub upstreams: Vec<Upstream>,
     /// The relay (endpoint of [`RELAY_CLUSTER`]).
@@ -159,26 +213,46 @@ pub struct SidecarSpec {
     pub tracer_to_relay: Option<RelayTracer>,
     /// Envoy worker threads.
     pub concurrency: u32,
+    /// HTTP filters placed before meshray on the INBOUND listener: what an
+    /// `AuthorizationPolicy` (RBAC) or a local rate limit becomes in Istio.
+    pub inbound_filters: Vec<Value>,
 }
 
 impl SidecarSpec {
+    /// The names of the listeners Envoy opens for this spec.
+    pub fn listener_names(&self) -> &'static [&'static str] {
+        if self.workload.gateway {
+            &[GATEWAY_LISTENER]
+        } else {
+            &[INBOUND_LISTENER, OUTBOUND_LISTENER]
+        }
+    }
+
     /// The Envoy bootstrap (JSON; Envoy reads `.json` files as JSON).
     pub fn bootstrap(&self) -> Value {
         let w = &self.workload;
         let mut clusters = vec![
-            static_cluster(INBOUND_CLUSTER, self.app_addr),
-            static_cluster(RELAY_CLUSTER, self.relay_addr),
+            static_cluster(RELAY_CLUSTER, self.relay_addr, false),
             json!({"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"}),
         ];
+        if let Some(app) = self.app_addr {
+            clusters.insert(0, static_cluster(INBOUND_CLUSTER, app, self.app_http2));
+        }
         for upstream in &self.upstreams {
             clusters.push(static_cluster(
                 &outbound_cluster(&upstream.service, &upstream.namespace),
                 upstream.addr,
+                upstream.http2,
             ));
         }
         if let Some(collector) = self.zipkin_collector {
-            clusters.push(static_cluster(ZIPKIN_CLUSTER, collector));
+            clusters.push(static_cluster(ZIPKIN_CLUSTER, collector, false));
         }
+        let listeners = if w.gateway {
+            vec![self.gateway_listener()]
+        } else {
+            vec![self.inbound_listener(), self.outbound_listener()]
+        };
         json!({
             "node": {
                 "id": w.node_id(),
@@ -193,19 +267,12 @@ impl SidecarSpec {
                     "ISTIO_VERSION": "1.24.0",
                     "APP_CONTAINERS": w.service,
                     "INTERCEPTION_MODE": "REDIRECT",
-                    "LABELS": {
-                        "app": w.service,
-                        "version": w.version,
-                        "pod-template-hash": "6d4c5b8f9",
-                        "security.istio.io/tlsMode": "istio",
-                        "service.istio.io/canonical-name": w.service,
-                        "service.istio.io/canonical-revision": w.version,
-                    },
+                    "LABELS": w.labels(),
                 },
             },
             "admin": {"address": socket_address(SocketAddr::from(([127, 0, 0, 1], 0)))},
             "static_resources": {
-                "listeners": [self.inbound_listener(), self.outbound_listener()],
+                "listeners": listeners,
                 "clusters": clusters,
             },
         })
@@ -230,7 +297,39 @@ impl SidecarSpec {
         listener(
             INBOUND_LISTENER,
             "INBOUND",
-            self.hcm(&format!("inbound_0.0.0.0_{SERVICE_PORT}"), route_config),
+            self.hcm(
+                &format!("inbound_0.0.0.0_{SERVICE_PORT}"),
+                route_config,
+                &self.inbound_filters,
+            ),
+        )
+    }
+
+    /// A gateway's listener: every request goes to the first upstream (a `Gateway` with
+    /// a `VirtualService` routing `*` to it); direction OUTBOUND, as istiod sets it.
+    fn gateway_listener(&self) -> Value {
+        let routes: Vec<Value> = self
+            .upstreams
+            .iter()
+            .take(1)
+            .map(|u| {
+                json!({
+                    "name": "default",
+                    "match": {"prefix": "/"},
+                    "route": {"cluster": outbound_cluster(&u.service, &u.namespace), "timeout": "0s"},
+                    "decorator": {"operation": format!("{}:{SERVICE_PORT}/*", fqdn(&u.service, &u.namespace))},
+                })
+            })
+            .collect();
+        let route_config = json!({
+            "name": "http.8080",
+            "validate_clusters": false,
+            "virtual_hosts": [{"name": "*:80", "domains": ["*"], "routes": routes}],
+        });
+        listener(
+            GATEWAY_LISTENER,
+            "OUTBOUND",
+            self.hcm("outbound_0.0.0.0_8080", route_config, &[]),
         )
     }
 
@@ -284,13 +383,18 @@ impl SidecarSpec {
         listener(
             OUTBOUND_LISTENER,
             "OUTBOUND",
-            self.hcm(&format!("outbound_0.0.0.0_{SERVICE_PORT}"), route_config),
+            self.hcm(
+                &format!("outbound_0.0.0.0_{SERVICE_PORT}"),
+                route_config,
+                &[],
+            ),
         )
     }
 
-    /// The HTTP connection manager: [wasm filter], router; optional Zipkin tracing.
-    fn hcm(&self, stat_prefix: &str, route_config: Value) -> Value {
-        let mut http_filters = Vec::new();
+    /// The HTTP connection manager: `before_meshray`, [wasm filter], router; optional
+    /// Zipkin tracing.
+    fn hcm(&self, stat_prefix: &str, route_config: Value, before_meshray: &[Value]) -> Value {
+        let mut http_filters = before_meshray.to_vec();
         if let Some(filter) = &self.filter {
             http_filters.push(wasm_filter(filter));
         }
@@ -408,8 +512,8 @@ fn listener(name: &str, direction: &str, hcm: Value) -> Value {
     })
 }
 
-fn static_cluster(name: &str, addr: SocketAddr) -> Value {
-    json!({
+fn static_cluster(name: &str, addr: SocketAddr, http2: bool) -> Value {
+    let mut cluster = json!({
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -417,7 +521,16 @@ fn static_cluster(name: &str, addr: SocketAddr) -> Value {
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(addr)}}]}],
         },
-    })
+    });
+    if http2 {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            },
+        });
+    }
+    cluster
 }
 
 fn socket_address(addr: SocketAddr) -> Value {
@@ -441,18 +554,45 @@ pub(crate) mod tests {
     pub(crate) fn spec() -> SidecarSpec {
         SidecarSpec {
             workload: Workload::new("reviews", "v1"),
-            app_addr: "127.0.0.1:10001".parse().unwrap(),
+            app_addr: Some("127.0.0.1:10001".parse().unwrap()),
+            app_http2: false,
             upstreams: vec![Upstream {
                 service: "ratings".into(),
                 namespace: "default".into(),
                 addr: "127.0.0.1:10002".parse().unwrap(),
+                http2: true,
             }],
             relay_addr: "127.0.0.1:10003".parse().unwrap(),
             filter: None,
             zipkin_collector: Some("127.0.0.1:10004".parse().unwrap()),
             tracer_to_relay: None,
             concurrency: 1,
+            inbound_filters: Vec::new(),
         }
+    }
+
+    /// A gateway in front of productpage.
+    pub(crate) fn gateway_spec() -> SidecarSpec {
+        SidecarSpec {
+            workload: Workload::ingress_gateway(),
+            app_addr: None,
+            upstreams: vec![Upstream {
+                service: "productpage".into(),
+                namespace: "default".into(),
+                addr: "127.0.0.1:10005".parse().unwrap(),
+                http2: false,
+            }],
+            ..spec()
+        }
+    }
+
+    fn cluster_names(bootstrap: &Value) -> Vec<&str> {
+        bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
     }
 
     #[test]
@@ -465,12 +605,7 @@ pub(crate) mod tests {
         let labels = &b["node"]["metadata"]["LABELS"];
         assert_eq!(labels["service.istio.io/canonical-name"], "reviews");
         assert_eq!(labels["service.istio.io/canonical-revision"], "v1");
-        let clusters: Vec<&str> = b["static_resources"]["clusters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let clusters = cluster_names(&b);
         for name in [
             "inbound|9080||",
             "outbound|9080||ratings.default.svc.cluster.local",
@@ -510,5 +645,67 @@ pub(crate) mod tests {
             );
             assert_eq!(filters[1]["name"], "envoy.filters.http.router");
         }
+    }
+
+    #[test]
+    fn a_gateway_is_a_router_with_one_outbound_listener_and_no_app() {
+        let b = gateway_spec().bootstrap();
+        let id = b["node"]["id"].as_str().unwrap();
+        assert!(id.starts_with("router~"), "{id}");
+        assert_eq!(
+            b["node"]["metadata"]["WORKLOAD_NAME"],
+            "istio-ingressgateway"
+        );
+        assert_eq!(b["node"]["metadata"]["NAMESPACE"], "istio-system");
+        assert_eq!(b["node"]["metadata"]["LABELS"]["istio"], "ingressgateway");
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0]["name"], GATEWAY_LISTENER);
+        assert_eq!(listeners[0]["traffic_direction"], "OUTBOUND");
+        let clusters = cluster_names(&b);
+        assert!(!clusters.contains(&INBOUND_CLUSTER), "{clusters:?}");
+        assert!(
+            clusters.contains(&"outbound|9080||productpage.default.svc.cluster.local"),
+            "{clusters:?}"
+        );
+        assert_eq!(gateway_spec().listener_names(), [GATEWAY_LISTENER]);
+    }
+
+    #[test]
+    fn grpc_ports_get_http2_and_inbound_filters_go_before_meshray() {
+        let mut spec = spec();
+        spec.inbound_filters = vec![json!({"name": "envoy.filters.http.rbac"})];
+        spec.filter = Some(WasmFilter {
+            module: "/x/meshray_filter.wasm".into(),
+            plugin_config_json: "{}".into(),
+        });
+        let b = spec.bootstrap();
+        let options = "/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions/explicit_http_config/http2_protocol_options";
+        for cluster in b["static_resources"]["clusters"].as_array().unwrap() {
+            let h2 = cluster.pointer(options).is_some();
+            let name = cluster["name"].as_str().unwrap();
+            assert_eq!(h2, name.starts_with("outbound|9080||ratings"), "{name}");
+        }
+        let listeners = b["static_resources"]["listeners"].as_array().unwrap();
+        let names = |listener: &Value| -> Vec<String> {
+            listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&listeners[0]),
+            [
+                "envoy.filters.http.rbac",
+                "envoy.filters.http.wasm",
+                "envoy.filters.http.router"
+            ]
+        );
+        assert_eq!(
+            names(&listeners[1]),
+            ["envoy.filters.http.wasm", "envoy.filters.http.router"]
+        );
     }
 }

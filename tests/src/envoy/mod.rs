@@ -15,9 +15,9 @@ pub mod validate;
 
 pub use admin::{Stats, parse_listeners, rss_bytes};
 pub use bootstrap::{
-    CLUSTER_ID, INBOUND_CLUSTER, INBOUND_LISTENER, MESH_ID, OUTBOUND_LISTENER, RELAY_AUTHORITY,
-    RELAY_CLUSTER, RelayTracer, SERVICE_PORT, SidecarSpec, Upstream, WasmFilter, Workload,
-    ZIPKIN_CLUSTER, fqdn, outbound_cluster, write_json,
+    CLUSTER_ID, GATEWAY_LISTENER, INBOUND_CLUSTER, INBOUND_LISTENER, MESH_ID, OUTBOUND_LISTENER,
+    RELAY_AUTHORITY, RELAY_CLUSTER, RelayTracer, SERVICE_PORT, SidecarSpec, Upstream, WasmFilter,
+    Workload, ZIPKIN_CLUSTER, fqdn, outbound_cluster, write_json,
 };
 pub use sidecar::Sidecar;
 pub use validate::validate;

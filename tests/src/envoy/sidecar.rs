@@ -1,5 +1,5 @@
-//! The Envoy child process of one sidecar: started on a generated bootstrap, ready once it
-//! is LIVE and both listeners are bound, killed on drop.
+//! The Envoy child process of one sidecar (or gateway): started on a generated bootstrap,
+//! ready once it is LIVE and its listeners are bound, killed on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::admin::{Stats, parse_listeners, rss_bytes};
-use super::bootstrap::{INBOUND_LISTENER, OUTBOUND_LISTENER, SidecarSpec, Workload, write_json};
+use super::bootstrap::{
+    GATEWAY_LISTENER, INBOUND_LISTENER, OUTBOUND_LISTENER, SidecarSpec, Workload, write_json,
+};
 use crate::error::{HarnessError, Result};
 use crate::http::HttpClient;
 use crate::paths;
@@ -30,7 +32,8 @@ pub struct Sidecar {
 
 impl Sidecar {
     /// Writes `<dir>/envoy.json` from `spec` and starts Envoy on it (log `<dir>/envoy.log`),
-    /// then waits until it is LIVE and both listeners are bound.
+    /// then waits until it is LIVE and its listeners ([`SidecarSpec::listener_names`]) are
+    /// bound.
     ///
     /// # Errors
     /// [`HarnessError::Missing`] without Envoy; [`HarnessError::Exited`] when Envoy rejects the
@@ -75,7 +78,8 @@ impl Sidecar {
                 }
             })
             .await?;
-        let ports = process
+        let names = spec.listener_names();
+        let bound = process
             .wait_for("envoy listeners", START_TIMEOUT, || {
                 let client = client.clone();
                 async move {
@@ -86,24 +90,27 @@ impl Sidecar {
                         return Ok(None);
                     };
                     let listeners = parse_listeners(&response.body)?;
-                    Ok(
-                        match (
-                            listeners.get(INBOUND_LISTENER),
-                            listeners.get(OUTBOUND_LISTENER),
-                        ) {
-                            (Some(i), Some(o)) if i.port() != 0 && o.port() != 0 => Some((*i, *o)),
-                            _ => None,
-                        },
-                    )
+                    let all_bound = names
+                        .iter()
+                        .all(|name| listeners.get(*name).is_some_and(|a| a.port() != 0));
+                    Ok(all_bound.then_some(listeners))
                 }
             })
             .await?;
+        // A gateway's one listener is both where traffic enters and where it leaves.
+        let port = |name: &str| {
+            bound
+                .get(name)
+                .or_else(|| bound.get(GATEWAY_LISTENER))
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+        };
         Ok(Self {
             workload: spec.workload.clone(),
             process,
             admin,
-            inbound: ports.0,
-            outbound: ports.1,
+            inbound: port(INBOUND_LISTENER),
+            outbound: port(OUTBOUND_LISTENER),
             config_path,
             client,
         })
@@ -114,12 +121,14 @@ impl Sidecar {
         &self.workload
     }
 
-    /// The inbound listener (what other pods' outbound clusters, and ingress, call).
+    /// The inbound listener (what other pods' outbound clusters, and ingress, call); a
+    /// gateway's listener.
     pub fn inbound_addr(&self) -> SocketAddr {
         self.inbound
     }
 
-    /// The outbound listener (what the app calls, with `Host: <service>:9080`).
+    /// The outbound listener (what the app calls, with `Host: <service>:9080`); a gateway's
+    /// listener.
     pub fn outbound_addr(&self) -> SocketAddr {
         self.outbound
     }

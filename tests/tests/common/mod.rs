@@ -3,6 +3,8 @@
 //! harness returns an error.
 #![allow(dead_code, clippy::panic)]
 
+use hyper::http::HeaderMap;
+use meshray_e2e::http::HttpResponse;
 use meshray_e2e::xray::{Document, Trace};
 use meshray_e2e::{Mesh, MeshOptions};
 
@@ -43,4 +45,24 @@ pub async fn linked_traces(mesh: &mut Mesh, n: usize) -> Vec<Trace> {
     mesh.linked_bookinfo_traces(n)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends `GET /productpage?{query}` with `headers` through the mesh; an answer other than
+/// `status` (or none) fails the test with the mesh's diagnostics.
+pub async fn request_expecting(
+    mesh: &mut Mesh,
+    query: &str,
+    headers: &HeaderMap,
+    status: u16,
+) -> HttpResponse {
+    match mesh.request_productpage_with(query, headers).await {
+        Ok(response) if response.status == status => response,
+        Ok(response) => panic!(
+            "?{query}: expected {status}, got {}: {}\n{}",
+            response.status,
+            response.text(),
+            mesh.diagnostics().await
+        ),
+        Err(err) => panic!("?{query}: {err}\n{}", mesh.diagnostics().await),
+    }
 }
