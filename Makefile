@@ -4,6 +4,7 @@
 #                and writes the `meshray view` page (service map, waterfalls) of the run
 #   make test    formatting, lints, unit, property and end-to-end tests, manifest checks
 #   make bench   the filter's cost per request and the relay's throughput → docs/BENCHMARKS.md
+#   make fuzz    every parser under libFuzzer for a bounded time (nightly; corpus replayed by make test)
 #   make wasm-image / relay-image   OCI images of the filter and the relay (buildah, no daemon)
 #   make install / uninstall        relay + WasmPlugin on the current kube context (DRY_RUN=1 prints)
 #
@@ -42,12 +43,12 @@ export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
 .PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache bench-hostcalls \
-	clean-tools help wasm-image relay-image image-tools install uninstall
+	clean-tools help wasm-image relay-image image-tools install uninstall bench-micro fuzz fuzz-tools audit audit-tools
 
 all: build
 
 help:
-	@sed -n '2,12p' Makefile
+	@sed -n '2,13p' Makefile
 
 ## tools: install what the build and tests need (idempotent)
 tools: rust-tools system-tools $(TOOLS_STAMP) kubectl
@@ -108,7 +109,7 @@ cli:
 	$(CARGO) build -p meshray-cli --bins
 
 ## test: everything CI runs
-test: tools lint build wasm-image unit
+test: tools lint audit build wasm-image unit
 
 lint: fmt-check clippy yamllint
 
@@ -183,6 +184,26 @@ bench-hostcalls: tools bench-tools
 bench-micro:
 	$(CARGO) bench -p meshray-core --bench hot_paths --no-run
 	taskset -c 1 $(CARGO) bench -p meshray-core --bench hot_paths -- --warm-up-time 1 --measurement-time 3
+
+## audit: every dependency's license, source and version requirement checked by cargo-deny
+## (deny.toml). The advisory database is on GitHub, which this machine cannot reach:
+## CI with network access also runs `cargo deny check advisories` (docs/RELIABILITY.md).
+audit: audit-tools
+	$(CARGO) deny check licenses bans sources
+
+audit-tools:
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked
+
+## fuzz: every parser under libFuzzer (nightly + cargo-fuzz, installed here) for FUZZ_RUNS
+## executions (default 10^6) or FUZZ_SECONDS (default 240) per target, from the seed corpus in
+## fuzz/corpus/; FUZZ_TARGETS="a b" picks some. `make test` replays the corpus on stable.
+fuzz: fuzz-tools
+	bash fuzz/run.sh
+
+FUZZ_TOOLCHAIN := nightly
+fuzz-tools:
+	@rustup toolchain list | grep -q '^$(FUZZ_TOOLCHAIN)' || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	@cargo +$(FUZZ_TOOLCHAIN) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 ## bench-epoch-cache: the relay's throughput with the Redis epoch cache vs the memory cache in
 ## one run, and Redis round trips per batch (docs/BENCHMARKS.md, "Epoch cache"). Loopback; ~2 minutes.

@@ -142,11 +142,13 @@ pub async fn run(
     let sampling = match daemon_tcp {
         Some(listener) => {
             let proxy = Arc::new(SamplingProxy::new(sampling_client(&config).await));
+            let client_timeout = config.client_timeout;
             Some(tokio::spawn(async move {
                 let connections = server::accept_until(
                     listener,
                     proxy.router(),
                     MAX_SAMPLING_CONNECTIONS,
+                    client_timeout,
                     async {
                         let _stopped = stop_sampling_rx.await;
                     },
@@ -187,6 +189,7 @@ pub async fn run(
         listener,
         routes::router(Arc::clone(&state)),
         config.max_connections,
+        config.client_timeout,
         shutdown,
     )
     .await;

@@ -44,7 +44,7 @@ impl Sink {
                 let client = client::build(&sdk)?;
                 Ok(Sink::Xray(XrayUploader::new(
                     XrayService::new(client),
-                    config.max_attempts,
+                    config.retry_for,
                     metrics,
                 )))
             }

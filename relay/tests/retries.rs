@@ -1,6 +1,6 @@
 //! The upload attempt loop against a scripted fake X-Ray in this process: throttling is
 //! retried, only retryable `UnprocessedTraceSegments` are sent again, permanent ones are
-//! dropped and counted, and attempts are bounded.
+//! dropped and counted, and retries are bounded in time (`--retry-for`).
 
 // Test helpers outside `#[test]` functions: a failed unwrap here is a failed test with a
 // clear location, as clippy.toml allows inside tests.
@@ -13,93 +13,21 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use common::fake_xray::FakeXray;
 use meshray_relay::metrics::Metrics;
 use meshray_relay::queue::QueuedDocument;
 use meshray_relay::xray::{client, service::XrayService, upload::XrayUploader};
-use meshray_test_support::http::LocalServer;
 use meshray_test_support::ids::new_xray_trace_id;
 use meshray_test_support::moto::sdk_config;
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// A fake X-Ray answering from a script and recording each request's documents.
-struct FakeXray {
-    /// `http://127.0.0.1:PORT`.
-    endpoint: String,
-    /// The documents of each request, in order.
-    requests: Arc<Mutex<Vec<Vec<Value>>>>,
-    /// Serves until dropped.
-    _server: LocalServer,
-}
-
-impl FakeXray {
-    /// Serves `script` (status, JSON body) in order; the last entry repeats.
-    async fn start(script: Vec<(u16, Value)>) -> FakeXray {
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&requests);
-        let app = Router::new().fallback(move |body: String| {
-            let script = Arc::clone(&script);
-            let recorded = Arc::clone(&recorded);
-            async move {
-                let request: Value = serde_json::from_str(&body).unwrap();
-                let documents = request["TraceSegmentDocuments"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| serde_json::from_str(d.as_str().unwrap()).unwrap())
-                    .collect();
-                recorded.lock().unwrap().push(documents);
-                let (status, body) = {
-                    let mut script = script.lock().unwrap();
-                    if script.len() > 1 {
-                        script.pop_front().unwrap()
-                    } else {
-                        script.front().cloned().unwrap()
-                    }
-                };
-                let mut response: Response =
-                    (StatusCode::from_u16(status).unwrap(), body.to_string()).into_response();
-                if let Some(kind) = body.get("__type").and_then(Value::as_str) {
-                    response
-                        .headers_mut()
-                        .insert("x-amzn-errortype", kind.parse().unwrap());
-                }
-                response
-            }
-        });
-        let server = LocalServer::start("fake X-Ray", app).await.unwrap();
-        FakeXray {
-            endpoint: format!("http://{}", server.addr()),
-            requests,
-            _server: server,
-        }
-    }
-
-    /// An uploader on this fake with `max_attempts`.
-    fn uploader(&self, max_attempts: u32, metrics: Arc<Metrics>) -> XrayUploader {
-        let client = client::build(&sdk_config(&self.endpoint)).unwrap();
-        XrayUploader::new(XrayService::new(client), max_attempts, metrics)
-    }
-
-    /// The ids sent in each request.
-    fn sent_ids(&self) -> Vec<Vec<String>> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|docs| {
-                docs.iter()
-                    .map(|d| d["id"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .collect()
-    }
+/// An uploader on `fake` retrying for `retry_for`.
+fn uploader(fake: &FakeXray, retry_for: Duration, metrics: Arc<Metrics>) -> XrayUploader {
+    let client = client::build(&sdk_config(&fake.endpoint)).unwrap();
+    XrayUploader::new(XrayService::new(client), retry_for, metrics)
 }
 
 /// Queued documents with these ids.
@@ -136,7 +64,7 @@ async fn retries_throttling_and_retryable_unprocessed_only() {
     ])
     .await;
     let metrics = Arc::new(Metrics::new());
-    let uploader = fake.uploader(5, Arc::clone(&metrics));
+    let uploader = uploader(&fake, Duration::from_secs(30), Arc::clone(&metrics));
     uploader
         .deliver(documents(&[
             "000000000000000a",
@@ -159,20 +87,23 @@ async fn retries_throttling_and_retryable_unprocessed_only() {
     );
 }
 
-/// A server that keeps failing: exactly `max_attempts` calls, then the documents are
+/// A server that keeps failing: retried until the budget would be exceeded (at least
+/// once: the first backoff is at most 200 ms of the 1 s budget), then the documents are
 /// counted as failed.
 #[tokio::test]
-async fn gives_up_after_max_attempts() {
+async fn gives_up_after_the_retry_budget() {
     let fake = FakeXray::start(vec![(
         500,
         json!({"__type": "InternalFailure", "message": "boom"}),
     )])
     .await;
     let metrics = Arc::new(Metrics::new());
-    fake.uploader(3, Arc::clone(&metrics))
+    uploader(&fake, Duration::from_secs(1), Arc::clone(&metrics))
         .deliver(documents(&["000000000000000a"]))
         .await;
-    assert_eq!(fake.sent_ids().len(), 3);
+    let attempts = fake.sent_ids().len();
+    assert!(attempts >= 2, "retried {attempts} times");
+    assert_eq!(metrics.retried.get(), attempts as u64 - 1);
     assert_eq!(metrics.sent.get(), 0);
     assert!(
         metrics
@@ -190,7 +121,7 @@ async fn invalid_request_is_sent_once() {
     )])
     .await;
     let metrics = Arc::new(Metrics::new());
-    fake.uploader(5, Arc::clone(&metrics))
+    uploader(&fake, Duration::from_secs(30), Arc::clone(&metrics))
         .deliver(documents(&["000000000000000a", "000000000000000b"]))
         .await;
     assert_eq!(fake.sent_ids().len(), 1);

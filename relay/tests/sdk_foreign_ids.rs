@@ -49,25 +49,12 @@ fn sdk_trace_id(raw: &str) -> String {
 /// UDP address and the sink file.
 async fn start_relay(dir: &Path, name: &str, config: Config) -> (Relay, SocketAddr, PathBuf) {
     let out = dir.join(format!("{name}.jsonl"));
-    let address_file = dir.join(format!("{name}.addr"));
-    let relay = Relay::start(Config {
+    let config = Config {
         sink: SinkKind::File(out.clone()),
-        daemon_listen: Some("127.0.0.1:0".parse().unwrap()),
-        address_file: Some(address_file.clone()),
         ..config
-    })
-    .await;
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(&address_file).unwrap_or_default();
-        if let Some(udp) = text.lines().nth(1) {
-            return (relay, udp.parse().unwrap(), out);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "the relay wrote no daemon address to {}",
-        address_file.display()
-    );
+    };
+    let (relay, udp) = Relay::start_with_daemon(config, &dir.join(format!("{name}.addr"))).await;
+    (relay, udp, out)
 }
 
 /// Sends `document` as one X-Ray daemon datagram, as an SDK does.

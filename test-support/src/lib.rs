@@ -18,6 +18,7 @@
 //! - [`redis`]: `redis-server` on an ephemeral port.
 //! - [`relay`]: the `meshray-relay` binary as a child: start, stop, restart on the same port.
 //! - [`xray`]: reading traces from the X-Ray API (with moto's workaround) and polling.
+//! - [`wait`]: waiting until a condition holds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod process;
 pub mod redis;
 pub mod relay;
 pub mod run_dir;
+pub mod wait;
 pub mod xray;
 
 pub use error::{HarnessError, Result};

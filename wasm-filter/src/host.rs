@@ -119,10 +119,10 @@ pub fn property_i64(host: &impl Host, paths: &[&[&str]]) -> Option<i64> {
     })
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake-host"))]
 pub use fake::FakeHost;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fake-host"))]
 mod fake {
     //! A scripted host for native tests.
     use super::{Host, HostError};

@@ -320,10 +320,11 @@ fn write_health_strip(out: &mut String, s: &Stats) -> fmt::Result {
         )?;
     }
     let mut rates = Vec::new();
+    // As the strip: "error" counts the 4xx other than throttles.
     for (n, label) in [
-        (s.faults, "fault"),
-        (s.throttles, "throttle"),
-        (s.errors, "error"),
+        (faults, "fault"),
+        (throttles, "throttle"),
+        (errors, "error"),
     ] {
         if n > 0 {
             rates.push(format!("{} {label}", percent(s.rate(n))));

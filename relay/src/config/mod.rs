@@ -27,7 +27,7 @@ use declare::{Collector, settings};
 use parse::{
     parse_byte_size_within, parse_ca_file, parse_daemon_listen, parse_duration, parse_epoch_cache,
     parse_foreign_ids, parse_log_format, parse_millis, parse_non_zero, parse_path, parse_secret,
-    parse_secs, parse_sink, parse_socket_addr, parse_u32, parse_usize,
+    parse_secs, parse_sink, parse_socket_addr, parse_usize,
 };
 
 // === Bounds ===
@@ -178,11 +178,23 @@ settings! {
         parse: |s| parse_usize(s, 1, 1_000_000),
     }
 
-    /// Attempts per batch when X-Ray throttles or fails, with full-jitter backoff between them.
-    max_attempts: u32 {
-        flag: "max-attempts", env: "MESHRAY_MAX_ATTEMPTS", value_name: "N",
-        default: "5",
-        parse: |s| parse_u32(s, 1, 100),
+    /// Seconds a client has to send a request's headers, counted from connecting or
+    /// from the previous response; slower or idle connections are closed, so slow
+    /// clients cannot hold the `--max-connections` slots.
+    client_timeout: Duration {
+        flag: "client-timeout", env: "MESHRAY_CLIENT_TIMEOUT", value_name: "SECONDS",
+        default: "60",
+        parse: |s| parse_secs(s, 1, 3600),
+    }
+
+    /// Seconds a batch that X-Ray throttles or fails transiently (5xx, timeout, unreachable)
+    /// is retried, with full-jitter backoff, before it is dropped and counted. Meanwhile
+    /// the queue fills and senders get 429, so an outage shorter than this loses nothing
+    /// that was accepted.
+    retry_for: Duration {
+        flag: "retry-for", env: "MESHRAY_RETRY_FOR", value_name: "SECONDS",
+        default: "300",
+        parse: |s| parse_secs(s, 1, 86_400),
     }
 
     /// Seconds between SIGTERM and closing the listener: `/readyz` answers 503 at once but
@@ -413,7 +425,8 @@ mod tests {
         assert_eq!(config.batch_interval, Duration::from_millis(200));
         assert_eq!(config.drain_deadline, Duration::from_secs(20));
         assert_eq!(config.max_connections, 1024);
-        assert_eq!(config.max_attempts, 5);
+        assert_eq!(config.client_timeout, Duration::from_secs(60));
+        assert_eq!(config.retry_for, Duration::from_secs(300));
         assert_eq!(config.shutdown_delay, Duration::from_secs(5));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.address_file, None);
@@ -447,7 +460,7 @@ mod tests {
             "0",
             "--max-connections",
             "10",
-            "--max-attempts",
+            "--retry-for",
             "3",
             "--shutdown-delay",
             "0",
@@ -472,7 +485,7 @@ mod tests {
         assert_eq!(config.batch_interval, Duration::from_millis(50));
         assert_eq!(config.drain_deadline, Duration::ZERO);
         assert_eq!(config.max_connections, 10);
-        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.retry_for, Duration::from_secs(3));
         assert_eq!(config.shutdown_delay, Duration::ZERO);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.address_file, Some(PathBuf::from("/tmp/addr")));
@@ -505,8 +518,8 @@ mod tests {
             "99999",
             "--max-connections",
             "",
-            "--max-attempts",
-            "1000",
+            "--retry-for",
+            "0",
             "--shutdown-delay=-5",
             "--log-format",
             "yaml",
@@ -530,7 +543,7 @@ mod tests {
                 "--batch-interval-ms",
                 "--drain-deadline",
                 "--max-connections",
-                "--max-attempts",
+                "--retry-for",
                 "--shutdown-delay",
                 "--log-format",
                 "--address-file",

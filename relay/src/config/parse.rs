@@ -141,12 +141,6 @@ pub fn parse_byte_size_within(
     usize::try_from(bytes).map_err(|_| "too large for this platform".to_owned())
 }
 
-/// Parses a count within `min..=max` into a `u32`.
-pub fn parse_u32(s: &str, min: u64, max: u64) -> Result<u32, String> {
-    let n = parse_count(s, min, max)?;
-    u32::try_from(n).map_err(|_| format!("must be between {min} and {max}"))
-}
-
 /// Parses a duration within `min..=max`: `50ms`, `2s`, or a bare number of milliseconds.
 pub fn parse_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let s = s.trim();

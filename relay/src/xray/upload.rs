@@ -3,11 +3,15 @@
 //! A call that fails as a whole is retried when [`classify`] says so. A call that
 //! succeeds with `UnprocessedTraceSegments` sends again only the documents whose error
 //! code is retryable ([`classify_unprocessed`]); the others are logged and counted as
-//! failed. Attempts are bounded, with full-jitter backoff between them, so an invalid
-//! document is never retried forever.
+//! failed. Retries are bounded in time (`--retry-for`), with full-jitter backoff between
+//! them: an X-Ray outage shorter than the budget loses nothing (while an uploader
+//! retries, the queue fills and senders are told 429, keeping their documents), and
+//! nothing is retried forever.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use super::request_builder;
@@ -21,18 +25,18 @@ use crate::queue::QueuedDocument;
 pub struct XrayUploader {
     /// The X-Ray call.
     service: XrayService,
-    /// Attempts per batch, at least 1.
-    max_attempts: u32,
+    /// How long a batch is retried after its first attempt failed.
+    retry_for: Duration,
     /// Counters.
     metrics: Arc<Metrics>,
 }
 
 impl XrayUploader {
-    /// An uploader making at most `max_attempts` attempts per batch.
-    pub fn new(service: XrayService, max_attempts: u32, metrics: Arc<Metrics>) -> Self {
+    /// An uploader retrying each batch for at most `retry_for` after its first attempt.
+    pub fn new(service: XrayService, retry_for: Duration, metrics: Arc<Metrics>) -> Self {
         XrayUploader {
             service,
-            max_attempts: max_attempts.max(1),
+            retry_for,
             metrics,
         }
     }
@@ -50,6 +54,7 @@ impl XrayUploader {
 
     /// Delivers one request's worth of documents.
     async fn deliver_request(&self, mut pending: Vec<QueuedDocument>) {
+        let give_up_at = Instant::now() + self.retry_for;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -84,17 +89,19 @@ impl XrayUploader {
                     }
                 },
             };
-            if attempt >= self.max_attempts {
+            let wait = backoff(attempt, class, fastrand::f64());
+            if Instant::now() + wait > give_up_at {
                 error!(
                     documents = pending.len(),
                     attempts = attempt,
-                    "PutTraceSegments kept failing; dropping the documents."
+                    retry_for_secs = self.retry_for.as_secs(),
+                    "PutTraceSegments kept failing for the whole retry budget (--retry-for); dropping the documents."
                 );
                 self.metrics.fail(fail::RETRIES_EXHAUSTED, pending.len());
                 return;
             }
             self.metrics.retried.inc_by(as_u64(pending.len()));
-            tokio::time::sleep(backoff(attempt, class, fastrand::f64())).await;
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -11,6 +11,8 @@
 )]
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod fake_xray;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -50,6 +52,28 @@ impl Relay {
             shutdown: Some(shutdown),
             task: Some(task),
         }
+    }
+
+    /// Runs the relay with `config` and the daemon UDP port on an ephemeral port, which
+    /// it learns from the address file `address_file`; returns the relay and that port.
+    pub async fn start_with_daemon(config: Config, address_file: &Path) -> (Relay, SocketAddr) {
+        let relay = Relay::start(Config {
+            daemon_listen: Some("127.0.0.1:0".parse().unwrap()),
+            address_file: Some(address_file.to_owned()),
+            ..config
+        })
+        .await;
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(address_file).unwrap_or_default();
+            if let Some(udp) = text.lines().nth(1) {
+                return (relay, udp.parse().unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the relay wrote no daemon address to {}",
+            address_file.display()
+        );
     }
 
     /// Signals shutdown and waits for `run` to return.
@@ -121,9 +145,9 @@ pub fn test_config() -> Config {
         daemon_listen: None,
         batch_interval: Duration::from_millis(50),
         drain_deadline: Duration::from_secs(10),
+        retry_for: Duration::from_secs(2),
         // In-process relays have no endpoints to leave: stop at once.
         shutdown_delay: Duration::ZERO,
-        max_attempts: 3,
         ..Config::default()
     }
 }

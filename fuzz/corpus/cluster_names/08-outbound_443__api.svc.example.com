@@ -1,0 +1,2 @@
+outbound|443||api.svc.example.com
+api.svc.example.com

@@ -1,0 +1,2 @@
+outbound|443||*.example.com
+payments.example.com
