@@ -10,7 +10,7 @@ use meshray_core::cluster::classify;
 use meshray_core::ids::SpanId;
 use meshray_core::propagation::{PropagationHeaders, extract};
 use meshray_core::segment::{Document, HttpRequest, HttpResponse};
-use meshray_core::validate::{validate_document, validate_json};
+use meshray_core::validate::{read_batch, validate_document, validate_json, validate_text};
 use serde_json::value::RawValue;
 
 /// Headers of an inbound request from a caller whose sidecar wrote B3 and W3C context.
@@ -180,6 +180,19 @@ fn relay_validation(c: &mut Criterion) {
                 documents
                     .into_iter()
                     .filter_map(|d| validate_json(d).ok())
+                    .map(|valid| valid.into_json_string().len())
+                    .sum::<usize>()
+            })
+        },
+    );
+    c.bench_function(
+        "relay validation: 50-document body, one pass (read_batch + validate_text)",
+        |b| {
+            b.iter(|| {
+                read_batch(black_box(body.as_bytes()))
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|d| validate_text(d).ok())
                     .map(|valid| valid.into_json_string().len())
                     .sum::<usize>()
             })

@@ -12,7 +12,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use meshray_core::limits::MAX_NESTING_DEPTH;
 use meshray_core::validate::nesting::text_nests_deeper_than;
-use meshray_core::validate::{DocumentError, validate_document, validate_json};
+use meshray_core::validate::{
+    DocumentError, DocumentText, read_batch, validate_document, validate_json,
+};
 use meshray_relay::daemon::parse_datagram;
 use meshray_relay::epoch_cache::memory::MemoryEpochCache;
 use meshray_relay::ingest::Ingest;
@@ -107,11 +109,20 @@ fn post(path: &str, content_type: &str, body: &[u8]) -> Option<Answer> {
 
 /// A `POST /v1/segments` body.
 ///
-/// Checks: the answer is 200, 400, 413 or 429 — never a 5xx; with 200, every element
+/// Checks: the relay's one-pass body reader finds what a full parse finds; the answer is
+/// 200, 400, 413 or 429 — never a 5xx; with 200, every element
 /// of the array is either accepted or rejected with its index (none lost, none twice),
 /// and exactly the accepted ones were queued, each a document the relay's own
 /// validation accepts again (what X-Ray gets is valid).
 pub fn segments(data: &[u8]) {
+    // The relay's one-pass reader finds exactly the documents serde_json's full parse of
+    // the array finds, or leaves the body to that parse.
+    if let Some(documents) = read_batch(data) {
+        let texts: Vec<&str> = documents.iter().map(DocumentText::text).collect();
+        let parsed = serde_json::from_slice::<Vec<&RawValue>>(data)
+            .map(|all| all.iter().map(|raw| raw.get()).collect::<Vec<_>>());
+        assert_eq!(parsed.ok(), Some(texts), "the one-pass reader disagrees");
+    }
     let Some(answer) = post(routes::SEGMENTS_PATH, "application/json", data) else {
         return;
     };

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use meshray_core::validate::DocumentText;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::net::UdpSocket;
@@ -89,7 +90,8 @@ pub async fn serve(
         let Batch { documents, peers } = batch;
         let n = documents.len();
         metrics.endpoint_received(endpoint::DAEMON, n);
-        let documents: Vec<&RawValue> = documents.iter().map(AsRef::as_ref).collect();
+        let documents: Vec<DocumentText<'_>> =
+            documents.iter().map(|d| d.as_ref().into()).collect();
         match ingest.submit(&documents).await {
             Ok(report) => {
                 metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());

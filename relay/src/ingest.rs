@@ -23,9 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use meshray_core::ids::TraceId;
 use meshray_core::limits::MAX_DOCUMENT_BYTES;
-use meshray_core::validate::{DocumentTrace, ValidDocument, validate_json};
+use meshray_core::validate::{DocumentText, DocumentTrace, ValidDocument, validate_text};
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use tracing::warn;
 
@@ -157,12 +156,12 @@ impl Ingest {
     /// # Errors
     /// [`IngestError`] when the valid documents cannot be queued at all (queue full,
     /// shutting down): none of them is queued then.
-    pub async fn submit(&self, documents: &[&RawValue]) -> Result<Report, IngestError> {
+    pub async fn submit(&self, documents: &[DocumentText<'_>]) -> Result<Report, IngestError> {
         self.metrics.received.inc_by(as_u64(documents.len()));
         let mut rejected = Vec::new();
         let mut valid: Vec<(usize, ValidDocument)> = Vec::with_capacity(documents.len());
         for (index, document) in documents.iter().enumerate() {
-            match validate_json(document) {
+            match validate_text(document) {
                 Ok(document) => valid.push((index, document)),
                 Err(error) => rejected.push(Rejection {
                     index,
@@ -364,11 +363,11 @@ mod tests {
 
     /// Submits `documents` as the texts the endpoints hand over.
     async fn submit_values(ingest: &Ingest, documents: Vec<Value>) -> Result<Report, IngestError> {
-        let texts: Vec<Box<RawValue>> = documents
+        let texts: Vec<Box<serde_json::value::RawValue>> = documents
             .iter()
             .map(|d| serde_json::value::to_raw_value(d).unwrap())
             .collect();
-        let refs: Vec<&RawValue> = texts.iter().map(AsRef::as_ref).collect();
+        let refs: Vec<DocumentText<'_>> = texts.iter().map(|t| t.as_ref().into()).collect();
         ingest.submit(&refs).await
     }
 

@@ -21,6 +21,8 @@ use serde::de::IgnoredAny;
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use meshray_core::validate::{DocumentText, read_batch};
+
 use crate::body::BodyError;
 use crate::ingest::{Ingest, IngestError};
 use crate::metrics::{Metrics, endpoint, refuse, reject};
@@ -80,12 +82,17 @@ async fn post_segments(
     };
     // Each document is kept as its text, borrowed from the body; only what is checked
     // is parsed (ingest).
-    // The body is read without a depth limit (each document's text is skipped over
-    // without recursion, in memory bounded by the body); a document nested too deep is
-    // refused on its own by validation.
-    let documents = match serde_json::from_slice::<Vec<&RawValue>>(&bytes) {
-        Ok(documents) => documents,
-        Err(e) => return malformed(body_fault(&bytes, &e)),
+    // Each document is found, and its checked fields read, in one pass; it is kept as
+    // its text, borrowed from the body. The body is read without a depth limit (what the
+    // pass does not read is skipped without recursion, in memory bounded by the body); a
+    // document nested too deep is refused on its own by validation.
+    let documents = match read_batch(&bytes) {
+        Some(documents) => documents,
+        // Not an array the pass reads: the full parse reads it, or says why not.
+        None => match serde_json::from_slice::<Vec<&RawValue>>(&bytes) {
+            Ok(documents) => documents.into_iter().map(DocumentText::from).collect(),
+            Err(e) => return malformed(body_fault(&bytes, &e)),
+        },
     };
     let count = documents.len();
     match state.ingest.submit(&documents).await {

@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -40,12 +41,19 @@ pub struct Checked {
 
 /// Checks `text` (one JSON document); `None` when the tree path must decide.
 pub fn check(text: &str) -> Option<Checked> {
+    let fields: Object<Fields<'_>> = serde_json::from_str(text).ok()?;
+    check_read(text, &fields.0)
+}
+
+/// Checks a document whose fields were already read from `text` (borrowed from it, as
+/// [`super::batch`] reads them in the same pass that finds the document's end); `None`
+/// when the tree path must decide.
+pub fn check_read(text: &str, fields: &Fields<'_>) -> Option<Checked> {
     // Both are what the tree path would change: a compact text over the limit is
     // refused there, a document spread over lines becomes one line.
     if text.len() > MAX_DOCUMENT_BYTES || text.as_bytes().contains(&b'\n') {
         return None;
     }
-    let fields: Fields<'_> = serde_json::from_str(text).ok()?;
     let trace_raw = fields.trace_id?;
     let trace = parse_trace_id(&string(trace_raw)?).ok()?;
     if let Some(kind) = fields.kind
@@ -53,7 +61,7 @@ pub fn check(text: &str) -> Option<Checked> {
     {
         return None;
     }
-    let start_time = check_body(&fields, 0)?;
+    let start_time = check_body(fields, 0)?;
     let id_raw = fields.id?;
     // A 16-hex id written without escapes: its characters are its bytes.
     let id = within(text, id_raw)?;
@@ -66,10 +74,35 @@ pub fn check(text: &str) -> Option<Checked> {
     })
 }
 
+/// A JSON object, read as `T`: serde's derived structs also take an array of their
+/// fields in order, which is no segment document.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Hands an object's entries to `T`'s own deserializer.
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Object<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+    }
+}
+
 /// The fields of a segment or subsegment that validation reads; every other one is
-/// skipped without being built.
+/// skipped without being built. Subsegments are read in the same pass, each an object.
 #[derive(Deserialize)]
-struct Fields<'a> {
+pub struct Fields<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     trace_id: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
@@ -90,8 +123,8 @@ struct Fields<'a> {
     http: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     annotations: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    subsegments: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present_list")]
+    subsegments: Option<Vec<Object<Fields<'a>>>>,
 }
 
 /// `http.request`'s string fields, which the tree path truncates.
@@ -118,6 +151,14 @@ struct HttpFields<'a> {
 /// refuses where it wants a string or a number).
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&'de RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// A `subsegments` field that is present: a list of objects (`null` included, which
+/// fails here, so the tree path reports it).
+fn present_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Object<Fields<'de>>>>, D::Error> {
+    Vec::<Object<Fields<'de>>>::deserialize(deserializer).map(Some)
 }
 
 /// What segments and subsegments share; `start_time` when the body needs nothing.
@@ -150,14 +191,12 @@ fn check_body(fields: &Fields<'_>, depth: usize) -> Option<f64> {
             return None;
         }
     }
-    if let Some(subsegments) = fields.subsegments {
+    if let Some(subsegments) = &fields.subsegments {
         if depth >= MAX_DEPTH {
             return None;
         }
-        let items: Vec<&RawValue> = serde_json::from_str(subsegments.get()).ok()?;
-        for item in items {
-            let sub: Fields<'_> = serde_json::from_str(item.get()).ok()?;
-            check_body(&sub, depth + 1)?;
+        for sub in subsegments {
+            check_body(&sub.0, depth + 1)?;
         }
     }
     Some(start)
@@ -166,11 +205,11 @@ fn check_body(fields: &Fields<'_>, depth: usize) -> Option<f64> {
 /// Whether `http.request`'s strings are within X-Ray's limit; `None` when `http` is not
 /// in the shape the tree path reads (it decides then).
 fn http_is_clean(http: &RawValue) -> Option<bool> {
-    let http: HttpFields<'_> = serde_json::from_str(http.get()).ok()?;
+    let Object(http): Object<HttpFields<'_>> = serde_json::from_str(http.get()).ok()?;
     let Some(request) = http.request else {
         return Some(true);
     };
-    let request: RequestFields<'_> = serde_json::from_str(request.get()).ok()?;
+    let Object(request): Object<RequestFields<'_>> = serde_json::from_str(request.get()).ok()?;
     let fields = [
         request.method,
         request.url,

@@ -26,6 +26,7 @@ pub mod zipkin;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use meshray_core::validate::DocumentText;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -55,7 +56,8 @@ pub async fn submit(ingest: &Ingest, decoded: DecodedSpans) -> Result<SpanReport
     let report = if documents.is_empty() {
         crate::ingest::Report::default()
     } else {
-        let documents: Vec<&RawValue> = documents.iter().map(AsRef::as_ref).collect();
+        let documents: Vec<DocumentText<'_>> =
+            documents.iter().map(|d| d.as_ref().into()).collect();
         ingest.submit(&documents).await?
     };
     for rejection in report.rejected {

@@ -3,33 +3,137 @@
 //! X-Ray takes each document as a JSON string; the relay sends at most
 //! [`MAX_BATCH_DOCUMENTS`] per call. Each document is already at most
 //! `MAX_DOCUMENT_BYTES` (checked at ingest).
+//!
+//! The request body (`{"TraceSegmentDocuments":["…",…]}`) is written by the relay, each
+//! document escaped once straight into it ([`request_body`]), rather than by the SDK's
+//! serializer (which escapes each document into a string of its own and copies it into
+//! the body again, after the documents were cloned into the SDK's input). The SDK still
+//! does everything else — endpoint, credentials, SigV4 signing, timeouts, the response
+//! and its errors: the body is put in place by an interceptor just before the request is
+//! signed ([`PreEncodedBody`]), so the signature covers exactly the bytes sent.
 
 use aws_sdk_xray::Client;
-use aws_sdk_xray::operation::put_trace_segments::builders::PutTraceSegmentsFluentBuilder;
+use aws_sdk_xray::config::http::HttpResponse;
+use aws_sdk_xray::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_xray::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_xray::error::SdkError;
+use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
+use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsOutput;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 pub use meshray_core::limits::MAX_BATCH_DOCUMENTS;
 
 use crate::queue::QueuedDocument;
+
+/// What opens the body, before the first document.
+const BODY_START: &[u8] = b"{\"TraceSegmentDocuments\":[";
+/// What closes it.
+const BODY_END: &[u8] = b"]}";
 
 /// Splits `documents` into request-sized chunks of at most [`MAX_BATCH_DOCUMENTS`].
 pub fn chunks<T>(documents: &[T]) -> std::slice::Chunks<'_, T> {
     documents.chunks(MAX_BATCH_DOCUMENTS)
 }
 
-/// The document strings of one request, in order.
-pub fn document_strings(documents: &[QueuedDocument]) -> Vec<String> {
-    documents.iter().map(|d| d.json.clone()).collect()
+/// The JSON body of one `PutTraceSegments` call: `{"TraceSegmentDocuments":[…]}`, each
+/// document as a JSON string, in order.
+pub fn request_body(documents: &[QueuedDocument]) -> Vec<u8> {
+    // Room for the documents and a few escapes each (compact JSON: mostly quotes).
+    let room: usize = documents
+        .iter()
+        .map(|d| d.json.len() + d.json.len() / 4 + 3)
+        .sum();
+    let mut body = Vec::with_capacity(BODY_START.len() + room + BODY_END.len());
+    body.extend_from_slice(BODY_START);
+    for (index, document) in documents.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        body.push(b'"');
+        escape_into(&mut body, &document.json);
+        body.push(b'"');
+    }
+    body.extend_from_slice(BODY_END);
+    body
 }
 
-/// A `PutTraceSegments` call carrying `documents` (at most [`MAX_BATCH_DOCUMENTS`]; the
-/// caller splits with [`chunks`]).
-pub fn build(client: &Client, documents: &[QueuedDocument]) -> PutTraceSegmentsFluentBuilder {
+/// Appends `text` to `out` as the inside of a JSON string: `"` and `\` escaped, control
+/// characters as `\n`-style or `\u00XX` escapes (as the SDK's serializer writes them);
+/// every other character as it is. Runs without an escape are copied whole.
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            0..=0x1F => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = at + 1;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+}
+
+/// Puts a body written by [`request_body`] in place of the SDK's (which carries no
+/// documents), with its `Content-Length`, before the request is signed.
+#[derive(Debug)]
+pub struct PreEncodedBody(Bytes);
+
+impl Intercept for PreEncodedBody {
+    fn name(&self) -> &'static str {
+        "meshray::PreEncodedBody"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request_mut();
+        request
+            .headers_mut()
+            .insert("content-length", self.0.len().to_string());
+        *request.body_mut() = SdkBody::from(self.0.clone());
+        Ok(())
+    }
+}
+
+/// Sends one `PutTraceSegments` call carrying `documents` (at most
+/// [`MAX_BATCH_DOCUMENTS`]; the caller splits with [`chunks`]).
+///
+/// # Errors
+/// The SDK's error when the call failed as a whole.
+pub async fn send(
+    client: &Client,
+    documents: &[QueuedDocument],
+) -> Result<PutTraceSegmentsOutput, SdkError<PutTraceSegmentsError, HttpResponse>> {
+    let body = PreEncodedBody(Bytes::from(request_body(documents)));
     client
         .put_trace_segments()
-        .set_trace_segment_documents(Some(document_strings(documents)))
+        .set_trace_segment_documents(Some(Vec::new()))
+        .customize()
+        .interceptor(body)
+        .send()
+        .await
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     /// Requests carry at most 50 documents.
@@ -48,18 +152,46 @@ mod tests {
         }
     }
 
-    /// Documents go out in queue order, as their exact strings.
+    /// A queued document with `json`.
+    fn queued(json: &str) -> QueuedDocument {
+        QueuedDocument {
+            id: None,
+            json: json.to_owned(),
+        }
+    }
+
+    /// The body is the JSON X-Ray reads: each document, in queue order, as the exact
+    /// string queued — quotes, backslashes, escapes, control characters, non-ASCII.
     #[test]
-    fn documents_keep_their_order() {
-        let documents: Vec<QueuedDocument> = (0..3)
-            .map(|i| QueuedDocument {
-                id: None,
-                json: format!("{{\"n\":{i}}}"),
-            })
+    fn the_body_carries_each_document_as_its_exact_string() {
+        let documents: Vec<QueuedDocument> = [
+            r#"{"n":0}"#,
+            r#"{"name":"re\"v\\iews","u":"\u00e9 é ✓ 𝄞","e":"\n\t"}"#,
+            "{\"a\":\t1,\r\"b\":\u{1}\u{8}\u{c}\u{1f}}",
+            "",
+            "plain",
+        ]
+        .into_iter()
+        .map(queued)
+        .collect();
+        let body: Value = serde_json::from_slice(&request_body(&documents)).unwrap();
+        let sent: Vec<&str> = body["TraceSegmentDocuments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap())
             .collect();
-        assert_eq!(
-            document_strings(&documents),
-            ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]
-        );
+        let queued: Vec<&str> = documents.iter().map(|d| d.json.as_str()).collect();
+        assert_eq!(sent, queued);
+        assert_eq!(body.as_object().unwrap().len(), 1);
+        assert_eq!(request_body(&[]), br#"{"TraceSegmentDocuments":[]}"#);
+    }
+
+    /// Escapes are the short forms where JSON has them, `\u00XX` otherwise.
+    #[test]
+    fn escapes_are_written_as_the_sdk_writes_them() {
+        let mut out = Vec::new();
+        escape_into(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), r#"a\"b\\c\nd\u0001é"#);
     }
 }

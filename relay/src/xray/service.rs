@@ -50,9 +50,7 @@ impl XrayService {
     /// [`XrayError::Put`] when the call failed as a whole; documents X-Ray refused one by
     /// one are returned as [`Unprocessed`] instead.
     pub async fn put(&self, documents: &[QueuedDocument]) -> Result<Vec<Unprocessed>, XrayError> {
-        let output = request_builder::build(&self.client, documents)
-            .send()
-            .await?;
+        let output = request_builder::send(&self.client, documents).await?;
         Ok(output
             .unprocessed_trace_segments()
             .iter()
