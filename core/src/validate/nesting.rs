@@ -12,9 +12,15 @@ use serde_json::Value;
 /// Whether the JSON `text` nests objects and arrays more than `limit` levels deep.
 ///
 /// `text` is one JSON value as the parser accepted it; brackets inside strings do not
-/// count. One pass, no allocation.
+/// count. At most two passes, no allocation.
 pub fn text_nests_deeper_than(text: &str, limit: usize) -> bool {
     let bytes = text.as_bytes();
+    // Nesting deeper than `limit` takes more than `limit` opening brackets: a count the
+    // compiler vectorises settles almost every document without the scan below.
+    let opening = bytes.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    if opening <= limit {
+        return false;
+    }
     let mut depth = 0usize;
     let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
