@@ -10,9 +10,11 @@
 //!   answered before the filter saw them), one named step per decision.
 //! - [`headers`]: the one read of the request's header map.
 //! - [`document`]: [`on_log`], the document from the span and the response.
+//! - [`writer`]: the document written straight into JSON.
 
 mod document;
 mod headers;
+mod writer;
 
 use meshray_core::cluster::{self, Classification, Direction, RemoteService};
 use meshray_core::ids::{SpanId, TraceId};
@@ -28,6 +30,7 @@ use headers::SeenHeaders;
 
 pub use document::on_log;
 pub use headers::BATCH_MARKER_HEADER;
+pub(crate) use writer::SegmentJson;
 
 const CLUSTER_NAME: [&[&str]; 2] = [&["xds", "cluster_name"], &["cluster_name"]];
 const LISTENER_DIRECTION: [&[&str]; 2] = [&["xds", "listener_direction"], &["listener_direction"]];

@@ -11,10 +11,10 @@ use crate::metrics::Metrics;
 use crate::tracer::{self, ActiveSpan, Random, Role};
 use crate::workload::Workload;
 
-const NOW: u64 = 1_764_000_000;
+pub(super) const NOW: u64 = 1_764_000_000;
 /// How long each request takes between its headers and its log phase.
 const REQUEST_NANOS: u64 = 12_500_000;
-const INBOUND: &str = "inbound|9080||";
+pub(super) const INBOUND: &str = "inbound|9080||";
 const TO_REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
 
 /// `propagate: ["xray"]`: only x-amzn-trace-id is added, other formats only
@@ -42,7 +42,8 @@ impl Random for Counter {
     }
 }
 
-fn pod(cluster: &str) -> FakeHost {
+/// A bookinfo `productpage` pod whose upstream cluster is `cluster`, answering 200.
+pub(super) fn pod(cluster: &str) -> FakeHost {
     FakeHost::at(NOW)
         .with_property("xds.cluster_name", cluster)
         .with_property("xds.node.metadata.WORKLOAD_NAME", "productpage-v1")
