@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::admin::{Stats, parse_listeners, rss_bytes};
+use super::admin::{HostStatus, Stats, parse_cluster_hosts, parse_listeners, rss_bytes};
 use super::bootstrap::{
     GATEWAY_LISTENER, INBOUND_LISTENER, OUTBOUND_LISTENER, SidecarSpec, Workload, write_json,
 };
@@ -183,6 +183,25 @@ impl Sidecar {
     /// As [`Sidecar::stats`].
     pub async fn meshray_stats(&self) -> Result<Stats> {
         self.stats("meshray").await
+    }
+
+    /// The endpoints of `cluster` with their health and request counts (admin `/clusters`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
+    pub async fn cluster_hosts(
+        &self,
+        cluster: &str,
+    ) -> Result<std::collections::BTreeMap<SocketAddr, HostStatus>> {
+        let url = format!("http://{}/clusters", self.admin);
+        let response = self.client.get(&url).await?;
+        if response.status != 200 {
+            return Err(HarnessError::unexpected(
+                format!("status of {url}"),
+                format!("{}: {}", response.status, response.text()),
+            ));
+        }
+        Ok(parse_cluster_hosts(&response.text(), cluster))
     }
 
     /// Envoy's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
