@@ -36,9 +36,15 @@ const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// The relays' `--shutdown-delay`: 8 health-check intervals, so the draining replica is
 /// out of every sidecar's rotation long before its port closes, even on a busy machine.
 const SHUTDOWN_DELAY_SECS: &str = "2";
+/// The relays' `--batch-interval-ms`: longer than the shutdown delay, so that each replica
+/// still holds accepted documents when its drain starts, and the drain must send them.
+const BATCH_INTERVAL_MS: &str = "3000";
 /// Concurrent app clients, and the pause each makes between requests.
 const CLIENTS: usize = 2;
 const PAUSE: Duration = Duration::from_millis(50);
+/// How long a stopped replica stays down before it starts again (a new pod's start-up):
+/// long enough that posts sent to it while it is down would fail.
+const DOWNTIME: Duration = Duration::from_millis(1500);
 /// Load before the first restart, and after each replica is back.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for every sidecar to see every replica ready again.
@@ -95,8 +101,8 @@ fn posts_per_replica(
     sums
 }
 
-/// Both replicas restarted one after the other (SIGTERM, drained, started again on the
-/// same port once it exited; the next only once every sidecar sees the first ready
+/// Both replicas restarted one after the other (SIGTERM, drained, down for 1.5 s, started
+/// again on the same port; the next only once every sidecar sees the first ready
 /// again) while two clients call productpage. Every request is answered 200 and becomes
 /// exactly one fully linked trace of five documents in X-Ray (no document lost, none
 /// twice); every sidecar sent every document it emitted, retried none and dropped none;
@@ -109,7 +115,12 @@ async fn a_rolling_restart_loses_no_document_and_fails_no_request() {
             relay_replicas: REPLICAS,
             relay_health_check: Some(HEALTH_CHECK_EVERY),
             relay: RelayOptions {
-                extra_args: vec!["--shutdown-delay".into(), SHUTDOWN_DELAY_SECS.into()],
+                extra_args: vec![
+                    "--shutdown-delay".into(),
+                    SHUTDOWN_DELAY_SECS.into(),
+                    "--batch-interval-ms".into(),
+                    BATCH_INTERVAL_MS.into(),
+                ],
                 ..RelayOptions::default()
             },
             ..MeshOptions::default()
@@ -128,6 +139,7 @@ async fn a_rolling_restart_loses_no_document_and_fails_no_request() {
         let stopping = Instant::now();
         let status = relay.stop().await.unwrap_or_else(|e| panic!("{e}"));
         let stopped_after = stopping.elapsed();
+        tokio::time::sleep(DOWNTIME).await;
         relay
             .restart()
             .await
