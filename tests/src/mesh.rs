@@ -53,6 +53,9 @@ pub struct MeshOptions {
     /// Health-check every relay replica's `/readyz` at this interval (see
     /// [`SidecarSpec::relay_health_check`]); `None`: no check.
     pub relay_health_check: Option<Duration>,
+    /// Where the sidecars send instead of the relay replicas (e.g. a
+    /// [`crate::delay_proxy::DelayProxy`] in front of them); `None`: to the replicas.
+    pub relay_endpoints: Option<Vec<std::net::SocketAddr>>,
     /// Names the run directory.
     pub label: String,
     /// HTTP filters before meshray on a pod's inbound listener (RBAC, local rate limit).
@@ -76,6 +79,7 @@ impl Default for MeshOptions {
             relay: RelayOptions::default(),
             relay_replicas: 1,
             relay_health_check: None,
+            relay_endpoints: None,
             label: "mesh".to_owned(),
             inbound_filters: BTreeMap::new(),
             grpc_services: BTreeSet::new(),
@@ -437,7 +441,10 @@ async fn start_components(
             app_addr: app.map(AppServer::addr),
             app_http2: service.is_some_and(|s| options.grpc_services.contains(&s)),
             upstreams,
-            relay_addrs: relays.iter().map(Relay::addr).collect(),
+            relay_addrs: options
+                .relay_endpoints
+                .clone()
+                .unwrap_or_else(|| relays.iter().map(Relay::addr).collect()),
             relay_health_check: options.relay_health_check,
             filter: filter_module.as_ref().map(|module| WasmFilter {
                 module: module.clone(),
