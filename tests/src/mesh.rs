@@ -402,7 +402,13 @@ impl Mesh {
 }
 
 /// What [`start_components`] starts.
-type Components = (Option<Sidecar>, Vec<Pod>, Option<ZipkinSink>, Vec<Relay>, Moto);
+type Components = (
+    Option<Sidecar>,
+    Vec<Pod>,
+    Option<ZipkinSink>,
+    Vec<Relay>,
+    Moto,
+);
 
 /// Starts moto, the relay, the Zipkin sink (if asked), the pods, callees first, and the
 /// gateway (if asked); returns the pods in [`Service::ALL`] order.
@@ -418,7 +424,9 @@ async fn start_components(
             0 => "relay".to_owned(),
             n => format!("relay-{}", n + 1),
         };
-        relays.push(Relay::start(&dir.subdir(&name)?, &moto.endpoint(), options.relay.clone()).await?);
+        relays.push(
+            Relay::start(&dir.subdir(&name)?, &moto.endpoint(), options.relay.clone()).await?,
+        );
     }
     let zipkin = if options.zipkin_tracer {
         Some(ZipkinSink::start().await?)

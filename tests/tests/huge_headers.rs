@@ -12,13 +12,13 @@ mod common;
 
 use std::time::Duration;
 
+use meshray_core::limits::{MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES};
+use meshray_e2e::MeshOptions;
 use meshray_e2e::app::Service;
 use meshray_e2e::check::{BOOKINFO_DOCUMENTS, bookinfo_trace_problems_with_caller};
 use meshray_e2e::http::header_map;
 use meshray_e2e::ids::{new_epoch_trace_hex, new_xray_trace_id, random_hex, xray_root};
 use meshray_e2e::xray::Expectation;
-use meshray_e2e::MeshOptions;
-use meshray_core::limits::{MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES};
 
 use common::{request_expecting, start_mesh};
 
@@ -53,9 +53,15 @@ fn cases() -> Vec<Case> {
     let many: Vec<(String, String)> = (0..30)
         .flat_map(|i| {
             [
-                ("traceparent".to_owned(), format!("00-{}-01", garbage(40 + i))),
+                (
+                    "traceparent".to_owned(),
+                    format!("00-{}-01", garbage(40 + i)),
+                ),
                 ("b3".to_owned(), garbage(20 + i)),
-                ("x-amzn-trace-id".to_owned(), format!("Root={}", garbage(10 + i))),
+                (
+                    "x-amzn-trace-id".to_owned(),
+                    format!("Root={}", garbage(10 + i)),
+                ),
             ]
         })
         .collect();
@@ -165,7 +171,11 @@ async fn huge_and_repeated_headers_never_fail_a_request_and_are_still_traced() {
             );
         };
         if let Some(expected) = &case.trace {
-            assert_eq!(&trace, expected, "{}: the caller's trace id was not kept", case.what);
+            assert_eq!(
+                &trace, expected,
+                "{}: the caller's trace id was not kept",
+                case.what
+            );
         }
         told.push(trace);
     }
@@ -194,7 +204,11 @@ async fn huge_and_repeated_headers_never_fail_a_request_and_are_still_traced() {
     }
     for (case, id) in cases.iter().zip(&told) {
         let Some(trace) = collected.traces.iter().find(|t| &t.id == id) else {
-            panic!("{}: no trace {id} in X-Ray\n{}", case.what, collected.describe());
+            panic!(
+                "{}: no trace {id} in X-Ray\n{}",
+                case.what,
+                collected.describe()
+            );
         };
         let problems = bookinfo_trace_problems_with_caller(trace, case.parent.as_deref());
         assert!(

@@ -204,7 +204,9 @@ async fn a_rolling_restart_loses_no_document_and_fails_no_request() {
         }
     }
     for (addr, (ok, failed)) in &end {
-        lines.push(format!("replica {addr}: {ok} posts answered, {failed} failed"));
+        lines.push(format!(
+            "replica {addr}: {ok} posts answered, {failed} failed"
+        ));
         if *failed != 0 {
             wrong.push(format!("{failed} posts to replica {addr} failed"));
         }

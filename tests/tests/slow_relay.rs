@@ -214,8 +214,7 @@ async fn a_slow_relay_does_not_slow_the_app_and_the_buffers_stay_bounded() {
     let in_flight_bound = MAX_IN_FLIGHT_DOCUMENTS * u64::from(CONCURRENCY);
     for (service, c) in &during_slow {
         // emitted = sent + dropped + buffered + documents of posts in flight.
-        let unaccounted =
-            i128::from(c.emitted) - i128::from(c.sent + c.dropped + c.buffered);
+        let unaccounted = i128::from(c.emitted) - i128::from(c.sent + c.dropped + c.buffered);
         if !(0..=i128::from(in_flight_bound)).contains(&unaccounted) {
             wrong.push(format!(
                 "{service}: {unaccounted} documents neither sent, dropped nor buffered, \
