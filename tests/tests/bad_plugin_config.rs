@@ -2,6 +2,10 @@
 //!
 //! Needs the filter module, the relay binary, Envoy and moto (`make test`).
 
+// Test helpers outside `#[test]` functions: a failed unwrap or panic here is a failed test
+// with a clear location, as clippy.toml allows inside tests.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use meshray_e2e::{HarnessError, Mesh, MeshOptions};
 
 /// Every kind of wrong field at once: a negative and an out-of-range number, a wrong
