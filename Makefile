@@ -19,7 +19,13 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS_STAMP := $(VENV)/.tools-installed
 WASM_TARGET := wasm32-wasip1
-FILTER_WASM := target/$(WASM_TARGET)/wasm/meshray_filter.wasm
+# cargo's module, and the shipped one: cargo's run through binaryen's wasm-opt -O3
+# (smaller than cargo's and, unlike -Oz, no slower per request: docs/BENCHMARKS.md).
+CARGO_FILTER_WASM := target/$(WASM_TARGET)/wasm/meshray_filter.wasm
+FILTER_WASM := target/filter/meshray_filter.wasm
+# The wasm features rustc enables for wasm32-wasip1 (wasm-opt must accept what it reads).
+WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 RELAY_BIN := target/debug/meshray-relay
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 FILTER_IMAGE_ARCHIVE := target/images/meshray-filter.oci.tar
@@ -36,7 +42,7 @@ export MESHRAY_RELAY_BIN := $(CURDIR)/$(RELAY_BIN)
 export MESHRAY_FILTER_IMAGE := $(CURDIR)/$(FILTER_IMAGE_ARCHIVE)
 export MESHRAY_KUBECTL := $(KUBECTL)
 
-.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache \
+.PHONY: all tools rust-tools system-tools bench-tools kubectl build wasm relay cli test lint fmt-check clippy yamllint unit e2e demo bench bench-epoch-cache bench-hostcalls \
 	clean-tools help wasm-image relay-image image-tools install uninstall bench-micro fuzz fuzz-tools audit audit-tools
 
 all: build
@@ -60,8 +66,9 @@ endef
 # Debian packages: redis-server (the relay's shared epoch cache, tested against a real one);
 # openssl (the tests make a private CA for Redis over TLS); buildah + skopeo (the filter's
 # OCI image, built and checked by `make test`); chromium (headless: the browser test of
-# `meshray view`'s HTML page loads it, checks the rendered DOM and writes a screenshot).
-APT_PACKAGES := redis-server openssl buildah skopeo chromium
+# `meshray view`'s HTML page loads it, checks the rendered DOM and writes a screenshot);
+# binaryen (wasm-opt, shrinks the filter).
+APT_PACKAGES := redis-server openssl buildah skopeo chromium binaryen
 system-tools:
 	$(call apt-install,$(APT_PACKAGES))
 
@@ -85,8 +92,14 @@ kubectl: $(TOOLS_STAMP)
 ## build: the filter (.wasm, release profile "wasm"), the relay and the `meshray` CLI
 build: wasm relay cli
 
-wasm: rust-tools
+# wasm-opt runs only when cargo wrote a new module, so an unchanged filter keeps its
+# bytes (and the image digest pinned in the WasmPlugin).
+wasm: rust-tools system-tools
 	$(CARGO) build -p meshray-filter --target $(WASM_TARGET) --profile wasm
+	@mkdir -p $(dir $(FILTER_WASM))
+	@if [ ! -f $(FILTER_WASM) ] || [ $(CARGO_FILTER_WASM) -nt $(FILTER_WASM) ]; then \
+	  wasm-opt -O3 $(WASM_OPT_FEATURES) $(CARGO_FILTER_WASM) -o $(FILTER_WASM).tmp && mv $(FILTER_WASM).tmp $(FILTER_WASM); \
+	fi
 	@ls -l $(FILTER_WASM) | awk '{print "filter wasm: " $$5 " bytes"}'
 
 relay:
@@ -147,7 +160,7 @@ uninstall: kubectl
 ## bench: what the filter costs per request (vs untraced Envoy, Envoy's native X-Ray and Zipkin
 ## tracers, an empty wasm filter) and the relay's documents/s per core; writes docs/BENCHMARKS.md
 ## and target/bench/results.json. Not part of `make test`; loopback only; ~8 minutes.
-BENCH_APT_PACKAGES := wrk
+BENCH_APT_PACKAGES := wrk linux-perf
 EMPTY_WASM := target/$(WASM_TARGET)/wasm/meshray_empty_filter.wasm
 bench-tools:
 	$(call apt-install,$(BENCH_APT_PACKAGES))
@@ -156,6 +169,15 @@ bench: tools bench-tools wasm bench-micro
 	$(CARGO) build -p meshray-empty-filter --target $(WASM_TARGET) --profile wasm
 	$(CARGO) build --release -p meshray-relay -p meshray-bench
 	taskset -c 0 target/release/meshray-bench all
+
+## bench-hostcalls: what each kind of host call costs in Envoy (bench/probe-filter: a filter
+## repeating one call per request), priced as proxy CPU per request against a probe doing
+## nothing; uses the configurations of the last `make bench` (target/bench/conf). ~3 minutes.
+bench-hostcalls: tools bench-tools
+	$(CARGO) build -p meshray-probe-filter --target $(WASM_TARGET) --profile wasm
+	$(CARGO) build --release -p meshray-bench
+	@test -f target/bench/conf/meshray.json || { echo "run make bench first (it writes target/bench/conf)"; exit 1; }
+	$(PYTHON) bench/probe-filter/price.py bench/probe-filter/hostcalls.json 3 4
 
 ## bench-micro: criterion micro-benchmarks of the hot paths (header parsing, classification,
 ## document building, validation), pinned to CPU 1; results under target/criterion

@@ -19,8 +19,9 @@ pub const INBOUND_CLUSTER: &str = "inbound|9080||";
 const RECEIVER_CLUSTER: &str = "receiver";
 
 /// What the proxy under test traces with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[clap(rename_all = "snake_case")]
 pub enum Variant {
     /// (a) no tracing at all.
     Untraced,

@@ -56,6 +56,8 @@ pub struct FilterSettings {
     pub seconds: u32,
     /// wrk connections.
     pub connections: u32,
+    /// The configurations to run, in this order within each round.
+    pub variants: Vec<Variant>,
     /// Output directory (configs, logs, captured documents).
     pub out_dir: PathBuf,
 }
@@ -81,6 +83,9 @@ pub struct Sample {
     pub errors: u64,
     /// Proxy RSS after the measurement, MiB.
     pub rss_mib: f64,
+    /// Proxy CPU seconds per wall second during the measurement: near 1.0 when
+    /// wrk saturates the proxy's core, lower when the load core is the bottleneck.
+    pub proxy_cpu_share: f64,
 }
 
 /// Medians of one (shape, variant) over the rounds.
@@ -96,6 +101,8 @@ pub struct Median {
     pub p99_us: f64,
     /// Proxy RSS, MiB.
     pub rss_mib: f64,
+    /// Proxy CPU seconds per wall second.
+    pub proxy_cpu_share: f64,
     /// Failed requests over all rounds.
     pub errors: u64,
 }
@@ -150,6 +157,7 @@ fn medians(samples: &[Sample]) -> BTreeMap<Shape, BTreeMap<Variant, Median>> {
                     p50_us: pick(|s| s.p50_us),
                     p99_us: pick(|s| s.p99_us),
                     rss_mib: pick(|s| s.rss_mib),
+                    proxy_cpu_share: pick(|s| s.proxy_cpu_share),
                     errors: of.iter().map(|s| s.errors).sum(),
                 },
             );
@@ -307,7 +315,7 @@ pub async fn run(settings: &FilterSettings) -> Result<FilterResults> {
     let mut samples = Vec::new();
     let mut meshray_counters = BTreeMap::new();
     for round in 1..=settings.rounds {
-        for variant in Variant::ALL {
+        for &variant in &settings.variants {
             let mut proxy = start_envoy(
                 settings,
                 variant.label(),
@@ -324,6 +332,7 @@ pub async fn run(settings: &FilterSettings) -> Result<FilterResults> {
                 let url = format!("http://127.0.0.1:{port}/reviews/1");
                 wrk::run(LOAD_CORE, settings.connections, 1, &url, &headers)?;
                 let cpu_before = procstat::cpu_seconds(proxy.pid())?;
+                let wall = std::time::Instant::now();
                 let report = wrk::run(
                     LOAD_CORE,
                     settings.connections,
@@ -332,6 +341,7 @@ pub async fn run(settings: &FilterSettings) -> Result<FilterResults> {
                     &headers,
                 )?;
                 let cpu_after = procstat::cpu_seconds(proxy.pid())?;
+                let wall_seconds = wall.elapsed().as_secs_f64();
                 let sample = Sample {
                     round,
                     variant,
@@ -343,14 +353,17 @@ pub async fn run(settings: &FilterSettings) -> Result<FilterResults> {
                     p99_us: report.p99_us,
                     errors: report.errors,
                     rss_mib: procstat::rss_mib(proxy.pid())?,
+                    proxy_cpu_share: (cpu_after - cpu_before) / wall_seconds.max(1e-9),
                 };
                 println!(
-                    "round {round} {:<12} {:<24} {:>9.0} req/s {:>7.1} µs CPU/req p99 {:>7.0} µs{}",
+                    "round {round} {:<12} {:<24} {:>9.0} req/s {:>7.1} µs CPU/req p50 {:>6.0} p99 {:>7.0} µs proxy CPU {:>4.0} %{}",
                     variant.label(),
                     shape.label(),
                     sample.requests_per_s,
                     sample.cpu_us_per_request,
+                    sample.p50_us,
                     sample.p99_us,
+                    sample.proxy_cpu_share * 100.0,
                     if sample.errors > 0 {
                         format!(" ({} errors)", sample.errors)
                     } else {

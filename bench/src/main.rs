@@ -35,6 +35,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::envoy::Variant;
 use crate::error::Result;
 use crate::filter_bench::FilterSettings;
 use crate::relay_bench::RelaySettings;
@@ -60,7 +61,7 @@ struct Paths {
     #[arg(long, default_value = ".venv/bin/envoy")]
     envoy: PathBuf,
     /// The shipped meshray filter.
-    #[arg(long, default_value = "target/wasm32-wasip1/wasm/meshray_filter.wasm")]
+    #[arg(long, default_value = "target/filter/meshray_filter.wasm")]
     meshray_wasm: PathBuf,
     /// The empty filter (the floor).
     #[arg(
@@ -110,6 +111,18 @@ enum Command {
         paths: Paths,
         #[command(flatten)]
         knobs: Knobs,
+    },
+    /// Only the filter benchmark, for the configurations listed (all by default): prints
+    /// every measurement, the medians and the ratios; results.json and BENCHMARKS.md are
+    /// left as they are. For profiling iterations; `all` is the recorded run.
+    Filter {
+        #[command(flatten)]
+        paths: Paths,
+        #[command(flatten)]
+        knobs: Knobs,
+        /// Configurations to run (comma-separated).
+        #[arg(long, value_delimiter = ',', value_enum, default_values_t = Variant::ALL)]
+        variants: Vec<Variant>,
     },
     /// Only the relay benchmark, from the documents a previous filter benchmark captured
     /// (prints its figures; results.json and BENCHMARKS.md are left as they are).
@@ -164,6 +177,7 @@ async fn run_all(paths: Paths, knobs: Knobs) -> Result<()> {
         rounds: knobs.rounds,
         seconds: knobs.seconds,
         connections: knobs.connections,
+        variants: Variant::ALL.to_vec(),
         out_dir: paths.out_dir.clone(),
     };
     let filter = filter_bench::run(&filter_settings).await?;
@@ -188,6 +202,23 @@ async fn run_all(paths: Paths, knobs: Knobs) -> Result<()> {
         results_path.display(),
         paths.doc.display()
     );
+    Ok(())
+}
+
+async fn run_filter_only(paths: Paths, knobs: Knobs, variants: Vec<Variant>) -> Result<()> {
+    let settings = FilterSettings {
+        envoy: paths.envoy,
+        self_exe: std::env::current_exe().map_err(error::io("finding this binary"))?,
+        meshray_wasm: paths.meshray_wasm,
+        empty_wasm: paths.empty_wasm,
+        rounds: knobs.rounds,
+        seconds: knobs.seconds,
+        connections: knobs.connections,
+        variants,
+        out_dir: paths.out_dir,
+    };
+    let filter = filter_bench::run(&settings).await?;
+    println!("{}", report::filter_summary(&filter));
     Ok(())
 }
 
@@ -221,6 +252,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::All { paths, knobs } => run_all(paths, knobs).await,
+            Command::Filter {
+                paths,
+                knobs,
+                variants,
+            } => run_filter_only(paths, knobs, variants).await,
             Command::Relay { paths, knobs } => run_relay_only(paths, knobs).await,
             Command::Receiver { http, udp, capture } => {
                 servers::run_receiver(http, udp, capture).await

@@ -24,7 +24,7 @@ struct Goal {
     at_least: bool,
 }
 
-const GOALS: [Goal; 8] = [
+const GOALS: [Goal; 12] = [
     Goal {
         key: "filter_vs_floor",
         bound: 2.0,
@@ -42,6 +42,26 @@ const GOALS: [Goal; 8] = [
     },
     Goal {
         key: "filter_vs_zipkin",
+        bound: 1.5,
+        at_least: true,
+    },
+    Goal {
+        key: "filter_vs_floor_inbound",
+        bound: 2.0,
+        at_least: false,
+    },
+    Goal {
+        key: "filter_vs_untraced_inbound",
+        bound: 0.75,
+        at_least: true,
+    },
+    Goal {
+        key: "filter_vs_native_xray_inbound",
+        bound: 1.25,
+        at_least: true,
+    },
+    Goal {
+        key: "filter_vs_zipkin_inbound",
         bound: 1.5,
         at_least: true,
     },
@@ -102,6 +122,8 @@ fn shape_figures(medians: &BTreeMap<Variant, Median>) -> BTreeMap<&'static str, 
         ("filter_p99_us", b.p99_us),
         ("untraced_p99_us", a.p99_us),
         ("filter_memory_per_worker_mib", b.rss_mib - a.rss_mib),
+        ("filter_memory_above_floor_mib", b.rss_mib - d.rss_mib),
+        ("untraced_proxy_cpu_share", a.proxy_cpu_share),
     ])
 }
 
@@ -280,7 +302,7 @@ pub fn markdown(
         line(
             &mut md,
             format!(
-                "\n### Filter cost: {}\n\n| configuration | req/s | × untraced | CPU µs/req | + µs vs untraced | p50 µs | p99 µs | RSS MiB |\n|---|---|---|---|---|---|---|---|",
+                "\n### Filter cost: {}\n\n| configuration | req/s | × untraced | CPU µs/req | + µs vs untraced | p50 µs | p99 µs | RSS MiB | proxy busy |\n|---|---|---|---|---|---|---|---|---|",
                 shape.label()
             ),
         );
@@ -288,7 +310,7 @@ pub fn markdown(
             line(
                 &mut md,
                 format!(
-                    "| {} | {:.0} | {:.2} | {:.1} | {:+.1} | {:.0} | {:.0} | {:.1} |",
+                    "| {} | {:.0} | {:.2} | {:.1} | {:+.1} | {:.0} | {:.0} | {:.1} | {:.0} % |",
                     variant.describe(),
                     m.requests_per_s,
                     m.requests_per_s / untraced.requests_per_s.max(1e-9),
@@ -296,7 +318,8 @@ pub fn markdown(
                     m.cpu_us_per_request - untraced.cpu_us_per_request,
                     m.p50_us,
                     m.p99_us,
-                    m.rss_mib
+                    m.rss_mib,
+                    m.proxy_cpu_share * 100.0
                 ),
             );
         }
@@ -305,7 +328,8 @@ pub fn markdown(
             &mut md,
             format!(
                 "\n`filter_vs_untraced` {:.2} · `filter_vs_native_xray` {:.2} · `filter_vs_zipkin` {:.2} · `filter_vs_floor` {:.2} \
-             (filter +{:.1} µs, floor +{:.1} µs, native X-Ray +{:.1} µs, Zipkin +{:.1} µs CPU per request) · filter memory (1 worker) {:+.1} MiB",
+             (filter +{:.1} µs, floor +{:.1} µs, native X-Ray +{:.1} µs, Zipkin +{:.1} µs CPU per request) · filter memory (1 worker; \
+             Envoy also runs a VM on its main thread) {:+.1} MiB over untraced, {:+.1} MiB over the empty filter · untraced proxy busy {:.0} % of its core",
                 figures["filter_vs_untraced"],
                 figures["filter_vs_native_xray"],
                 figures["filter_vs_zipkin"],
@@ -314,7 +338,9 @@ pub fn markdown(
                 figures["floor_added_cpu_us"],
                 figures["native_added_cpu_us"],
                 figures["zipkin_added_cpu_us"],
-                figures["filter_memory_per_worker_mib"]
+                figures["filter_memory_per_worker_mib"],
+                figures["filter_memory_above_floor_mib"],
+                figures["untraced_proxy_cpu_share"] * 100.0
             ),
         );
     }
@@ -402,6 +428,36 @@ pub fn markdown(
         format!("\nEvery figure is also in `target/bench/results.json`.\n{END}"),
     );
     md
+}
+
+/// The medians and ratios of a filter-only run, as plain text (`meshray-bench filter`).
+pub fn filter_summary(filter: &FilterResults) -> String {
+    let mut out = String::new();
+    for (shape, medians) in &filter.medians {
+        line(&mut out, format!("{}:", shape.label()));
+        for (variant, m) in medians {
+            line(
+                &mut out,
+                format!(
+                    "  {:<12} {:>9.0} req/s {:>7.1} µs CPU/req p50 {:>6.0} p99 {:>7.0} µs RSS {:>6.1} MiB proxy CPU {:>4.0} %",
+                    variant.label(),
+                    m.requests_per_s,
+                    m.cpu_us_per_request,
+                    m.p50_us,
+                    m.p99_us,
+                    m.rss_mib,
+                    m.proxy_cpu_share * 100.0
+                ),
+            );
+        }
+        let figures = shape_figures(medians);
+        let ratios: Vec<String> = figures
+            .iter()
+            .map(|(key, value)| format!("{key} {value:.2}"))
+            .collect();
+        line(&mut out, format!("  {}", ratios.join(" · ")));
+    }
+    out
 }
 
 /// Criterion's results under `dir` (`<id>/new/{benchmark,estimates}.json`): title and

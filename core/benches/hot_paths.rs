@@ -111,6 +111,15 @@ fn documents(c: &mut Criterion) {
     c.bench_function("segment: build + serialise within the limit", |b| {
         b.iter(|| black_box(segment()).to_json_within_limit())
     });
+    c.bench_function("segment: build only", |b| b.iter(|| black_box(segment())));
+    let built = segment();
+    c.bench_function(
+        "segment: serialise with serde_json (before the writer)",
+        |b| b.iter(|| serde_json::to_vec(black_box(&built))),
+    );
+    c.bench_function("segment: serialise with the hand-built writer", |b| {
+        b.iter(|| black_box(&built).to_json())
+    });
     let bytes = segment().to_json_within_limit().unwrap_or_default();
     c.bench_function(
         "validate: parse + validate + serialise one received document",

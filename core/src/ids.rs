@@ -120,15 +120,20 @@ impl TraceId {
 
     /// The id as hex in its wire width (16 or 32 lowercase digits).
     pub fn to_hex(&self) -> String {
-        match self.width {
-            IdWidth::Bits64 => format!("{:016x}", self.value),
-            IdWidth::Bits128 => self.to_hex128(),
-        }
+        let digits = match self.width {
+            IdWidth::Bits64 => 16,
+            IdWidth::Bits128 => 32,
+        };
+        let mut out = String::with_capacity(digits);
+        push_hex(&mut out, self.value, digits);
+        out
     }
 
     /// The id as 32 lowercase hex digits (64-bit ids left-padded with zeros).
     pub fn to_hex128(&self) -> String {
-        format!("{:032x}", self.value)
+        let mut out = String::with_capacity(32);
+        push_hex(&mut out, self.value, 32);
+        out
     }
 
     /// The epoch seconds in the high 32 bits, if they lie in the window around
@@ -154,7 +159,7 @@ impl TraceId {
     /// carries a valid epoch, else the raw 32-hex id for the relay to resolve.
     pub fn document_trace_id(&self, now_secs: u64) -> String {
         match self.embedded_epoch(now_secs) {
-            Some(epoch) => self.with_epoch(epoch).to_string(),
+            Some(epoch) => self.with_epoch(epoch).to_xray_string(),
             None => self.to_hex128(),
         }
     }
@@ -185,9 +190,37 @@ impl XrayTraceId {
     }
 }
 
+impl XrayTraceId {
+    /// `1-{epoch}-{random}`, as [`fmt::Display`] writes it (without the formatter).
+    pub fn to_xray_string(&self) -> String {
+        let mut out = String::with_capacity(35);
+        out.push_str("1-");
+        push_hex(&mut out, u128::from(self.epoch), 8);
+        out.push('-');
+        push_hex(&mut out, self.random, 24);
+        out
+    }
+}
+
 impl fmt::Display for XrayTraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1-{:08x}-{:024x}", self.epoch, self.random)
+        f.write_str(&self.to_xray_string())
+    }
+}
+
+/// Appends the low `digits` hex digits of `value`, lowercase and zero-padded
+/// (what `{:0digits$x}` writes, without the formatting machinery: ids are
+/// written several times per request in the filter).
+pub fn push_hex(out: &mut String, value: u128, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = digits.min(32);
+    let mut text = [0u8; 32];
+    for (i, slot) in text[..digits].iter_mut().enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *slot = HEX[((value >> shift) & 0xf) as usize];
+    }
+    if let Ok(hex) = std::str::from_utf8(&text[..digits]) {
+        out.push_str(hex);
     }
 }
 
@@ -255,9 +288,18 @@ impl SpanId {
     }
 }
 
+impl SpanId {
+    /// The id as 16 lowercase hex digits (what `to_string` gives, faster).
+    pub fn to_hex(&self) -> String {
+        let mut out = String::with_capacity(16);
+        push_hex(&mut out, u128::from(self.0), 16);
+        out
+    }
+}
+
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(&self.to_hex())
     }
 }
 
@@ -273,6 +315,36 @@ fn parse_hex_u128(text: &str) -> Result<u128, IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_written_as_the_formatter_writes_it() {
+        for value in [
+            0u128,
+            1,
+            0xabc,
+            u128::from(u64::MAX),
+            u128::MAX,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            for digits in [8, 16, 24, 32] {
+                let mut out = String::new();
+                push_hex(&mut out, value, digits);
+                let mask = if digits == 32 {
+                    u128::MAX
+                } else {
+                    (1u128 << (4 * digits)) - 1
+                };
+                assert_eq!(
+                    out,
+                    format!("{:0digits$x}", value & mask),
+                    "{value:x} {digits}"
+                );
+            }
+        }
+        let span = SpanId::new(0x00f0_67aa_0ba9_02b7).unwrap();
+        assert_eq!(span.to_hex(), "00f067aa0ba902b7");
+        assert_eq!(span.to_string(), "00f067aa0ba902b7");
+    }
     use proptest::prelude::*;
 
     const NOW: u64 = 1_764_000_000; // 2025-11-24

@@ -9,6 +9,7 @@
 //!   B3 multi headers, their precedence, and the minimal header rewrite.
 //! - [`cluster`]: classification of Envoy `upstream_cluster` names (Istio's naming).
 //! - [`segment`]: the X-Ray segment document model and its builder.
+//! - [`json_writer`]: the minimal JSON writer documents serialise themselves with.
 //! - [`grpc`]: gRPC status codes and their X-Ray meaning.
 //! - [`limits`]: X-Ray limits and sanitisation of names, keys and values.
 //! - [`response_flags`]: Envoy response flag codes and what they mean for X-Ray.
@@ -20,6 +21,7 @@
 pub mod cluster;
 pub mod grpc;
 pub mod ids;
+pub mod json_writer;
 pub mod limits;
 pub mod propagation;
 pub mod response_flags;

@@ -6,8 +6,10 @@
 //! made outside any traced request becomes a segment for the local workload
 //! with the remote call embedded as its only subsegment.
 //!
-//! Documents are serialised straight from these structs (no `serde_json::Value`
-//! tree on the hot path) and kept under [`MAX_DOCUMENT_BYTES`] by
+//! Documents are written straight from these structs by a hand-built writer
+//! ([`Document::write_json`], [`crate::json_writer`]: no `serde_json::Value` tree and
+//! no serde serialiser on the filter's hot path; the serde derives remain for
+//! reading documents back) and kept under [`MAX_DOCUMENT_BYTES`] by
 //! [`Document::to_json_within_limit`].
 
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SpanId;
+use crate::json_writer::{self, Object};
 use crate::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS,
     sanitize_annotation_key, sanitize_name, truncate_chars,
@@ -202,7 +205,7 @@ impl Document {
     pub fn segment(name: &str, id: SpanId, trace_id: String, start_time: f64) -> Self {
         Self {
             name: sanitize_name(name),
-            id: id.to_string(),
+            id: id.to_hex(),
             trace_id: Some(trace_id),
             parent_id: None,
             kind: None,
@@ -232,7 +235,7 @@ impl Document {
     ) -> Self {
         Self {
             kind: Some(DocumentKind::Subsegment),
-            parent_id: Some(parent_id.to_string()),
+            parent_id: Some(parent_id.to_hex()),
             namespace: Some(NAMESPACE_REMOTE.to_owned()),
             origin: None,
             ..Self::segment(name, id, trace_id, start_time)
@@ -250,7 +253,7 @@ impl Document {
 
     /// Sets `parent_id`.
     pub fn with_parent(mut self, parent_id: Option<SpanId>) -> Self {
-        self.parent_id = parent_id.map(|id| id.to_string());
+        self.parent_id = parent_id.map(|id| id.to_hex());
         self
     }
 
@@ -427,15 +430,142 @@ impl Document {
                 })
             },
         ];
-        let mut json = serde_json::to_vec(self).ok()?;
+        let mut json = self.to_json();
         for shrink in shrink_steps {
             if json.len() <= MAX_DOCUMENT_BYTES {
                 return Some(json);
             }
             shrink(self);
-            json = serde_json::to_vec(self).ok()?;
+            json = self.to_json();
         }
         (json.len() <= MAX_DOCUMENT_BYTES).then_some(json)
+    }
+
+    /// The document as JSON (what `serde_json::to_vec` gives for it).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the document as JSON to `out`: the fields of the serde derive, in
+    /// its order, with the same ones left out.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut doc = Object::open(out);
+        doc.string("name", &self.name);
+        doc.string("id", &self.id);
+        doc.optional_string("trace_id", self.trace_id.as_deref());
+        doc.optional_string("parent_id", self.parent_id.as_deref());
+        if let Some(DocumentKind::Subsegment) = self.kind {
+            doc.string("type", "subsegment");
+        }
+        json_writer::number(doc.key("start_time"), self.start_time);
+        if let Some(end_time) = self.end_time {
+            json_writer::number(doc.key("end_time"), end_time);
+        }
+        doc.optional_string("namespace", self.namespace.as_deref());
+        doc.optional_string("origin", self.origin.as_deref());
+        if let Some(http) = &self.http {
+            http.write_json(doc.key("http"));
+        }
+        doc.flag("error", self.error);
+        doc.flag("throttle", self.throttle);
+        doc.flag("fault", self.fault);
+        if let Some(cause) = &self.cause {
+            cause.write_json(doc.key("cause"));
+        }
+        if let Some(aws) = &self.aws {
+            let mut block = Object::open(doc.key("aws"));
+            if let Some(eks) = &aws.eks {
+                let mut eks_block = Object::open(block.key("eks"));
+                eks_block.optional_string("pod", eks.pod.as_deref());
+                eks_block.optional_string("cluster_name", eks.cluster_name.as_deref());
+                eks_block.close();
+            }
+            block.close();
+        }
+        if !self.annotations.is_empty() {
+            let mut annotations = Object::open(doc.key("annotations"));
+            for (key, value) in &self.annotations {
+                let out = annotations.key(key);
+                match value {
+                    AnnotationValue::Bool(b) => json_writer::boolean(out, *b),
+                    AnnotationValue::Int(i) => json_writer::signed(out, *i),
+                    AnnotationValue::String(s) => json_writer::string(out, s),
+                }
+            }
+            annotations.close();
+        }
+        if !self.metadata.is_empty() {
+            let mut metadata = Object::open(doc.key("metadata"));
+            for (namespace, entries) in &self.metadata {
+                let mut block = Object::open(metadata.key(namespace));
+                for (key, value) in entries {
+                    block.string(key, value);
+                }
+                block.close();
+            }
+            metadata.close();
+        }
+        if !self.subsegments.is_empty() {
+            let out = doc.key("subsegments");
+            out.push(b'[');
+            for (i, sub) in self.subsegments.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                sub.write_json(out);
+            }
+            out.push(b']');
+        }
+        doc.close();
+    }
+}
+
+impl Http {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut http = Object::open(out);
+        if let Some(request) = &self.request {
+            let mut block = Object::open(http.key("request"));
+            block.optional_string("method", request.method.as_deref());
+            block.optional_string("url", request.url.as_deref());
+            block.optional_string("user_agent", request.user_agent.as_deref());
+            block.optional_string("client_ip", request.client_ip.as_deref());
+            block.flag("x_forwarded_for", request.x_forwarded_for);
+            block.close();
+        }
+        if let Some(response) = &self.response {
+            let mut block = Object::open(http.key("response"));
+            if let Some(status) = response.status {
+                json_writer::unsigned(block.key("status"), u64::from(status));
+            }
+            if let Some(length) = response.content_length {
+                json_writer::unsigned(block.key("content_length"), length);
+            }
+            block.close();
+        }
+        http.close();
+    }
+}
+
+impl Cause {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut cause = Object::open(out);
+        let list = cause.key("exceptions");
+        list.push(b'[');
+        for (i, exception) in self.exceptions.iter().enumerate() {
+            if i > 0 {
+                list.push(b',');
+            }
+            let mut block = Object::open(list);
+            block.string("id", &exception.id);
+            block.string("message", &exception.message);
+            block.string("type", &exception.kind);
+            block.flag("remote", exception.remote);
+            block.close();
+        }
+        list.push(b']');
+        cause.close();
     }
 }
 
@@ -460,6 +590,71 @@ mod tests {
 
     fn span(v: u64) -> SpanId {
         SpanId::new(v).unwrap()
+    }
+
+    /// The hand-built writer gives what serde gives, for every kind of field.
+    fn assert_written_as_serde_writes(doc: &Document) {
+        let written: serde_json::Value = serde_json::from_slice(&doc.to_json()).unwrap();
+        assert_eq!(written, serde_json::to_value(doc).unwrap());
+        assert_eq!(
+            doc.to_json(),
+            serde_json::to_vec(doc).unwrap(),
+            "same bytes, field order included"
+        );
+    }
+
+    #[test]
+    fn the_writer_writes_what_serde_writes() {
+        let full = Document::segment(
+            "shop \"front\"\n",
+            span(0xabc),
+            "1-5f000000-000000000000000000000001".into(),
+            1_796_115_929.850_102,
+        )
+        .with_parent(Some(span(2)))
+        .with_end_time(1_796_115_929.929_612)
+        .with_http_request(HttpRequest {
+            method: Some("GET".into()),
+            url: Some("http://shop/ü?q=\u{1}".into()),
+            user_agent: Some("curl/8".into()),
+            client_ip: Some("10.0.0.1".into()),
+            x_forwarded_for: true,
+        })
+        .with_http_response(HttpResponse {
+            status: Some(429),
+            content_length: Some(0),
+        })
+        .with_eks(Some("pod-1".into()), Some("prod".into()))
+        .with_annotation("tier", "gold")
+        .with_int_annotation("grpc_status", -3)
+        .with_metadata("k8s", "namespace", "default")
+        .with_metadata("istio", "destination_host", "a.b")
+        .with_exception("EnvoyResponseFlag", "upstream reset (UR)", true)
+        .with_exception("GrpcStatus", "gRPC UNAVAILABLE (14)", false);
+        let mut with_bool = full.clone();
+        with_bool
+            .annotations
+            .insert("flag".into(), AnnotationValue::Bool(true));
+        let sub = Document::remote_subsegment("reviews", span(3), "t".into(), span(1), 1.0)
+            .with_end_time(2.0)
+            .with_fault();
+        let bare = Document::segment("s", span(1), "t".into(), 0.0);
+        let mut empty_cause = bare.clone();
+        empty_cause.cause = Some(Cause::default());
+        empty_cause.aws = Some(Aws { eks: None });
+        empty_cause.start_time = f64::NAN;
+        for doc in [
+            full.clone(),
+            with_bool,
+            sub.clone(),
+            bare.clone()
+                .with_subsegment(sub.clone())
+                .with_subsegment(sub),
+            bare,
+            empty_cause,
+        ] {
+            assert_written_as_serde_writes(&doc);
+        }
     }
 
     #[test]

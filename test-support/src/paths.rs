@@ -15,7 +15,7 @@ pub const ENV_ENVOY: &str = "MESHRAY_ENVOY";
 pub const ENV_MOTO_SERVER: &str = "MESHRAY_MOTO_SERVER";
 /// Overrides the project's Python (default `<workspace>/.venv/bin/python`).
 pub const ENV_PYTHON: &str = "MESHRAY_PYTHON";
-/// Overrides the filter module (default `<target>/wasm32-wasip1/wasm/meshray_filter.wasm`).
+/// Overrides the filter module (default `<target>/filter/meshray_filter.wasm`, what `make wasm` ships).
 pub const ENV_FILTER_WASM: &str = "MESHRAY_FILTER_WASM";
 /// Overrides the relay binary (default `<target>/debug/meshray-relay`).
 pub const ENV_RELAY_BIN: &str = "MESHRAY_RELAY_BIN";
@@ -90,7 +90,7 @@ pub fn filter_wasm() -> Result<PathBuf> {
     locate(
         "meshray filter module",
         ENV_FILTER_WASM,
-        target_dir().join("wasm32-wasip1/wasm/meshray_filter.wasm"),
+        target_dir().join("filter/meshray_filter.wasm"),
         "`make wasm` builds it (cargo build -p meshray-filter --target wasm32-wasip1 --profile wasm)",
     )
 }

@@ -126,7 +126,7 @@ pub use fake::FakeHost;
 mod fake {
     //! A scripted host for native tests.
     use super::{Host, HostError};
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
     use std::rc::Rc;
     use std::time::Duration;
@@ -145,8 +145,8 @@ mod fake {
     /// A fake proxy: properties, headers and shared data are maps; writes are recorded.
     #[derive(Debug, Default, Clone)]
     pub struct FakeHost {
-        /// Current time.
-        pub now_nanos: u64,
+        /// Current time (moved on with [`FakeHost::advance`]).
+        pub now_nanos: Cell<u64>,
         /// Properties by dotted path.
         pub properties: HashMap<String, Vec<u8>>,
         /// Paths whose read fails with a serialisation error.
@@ -181,15 +181,23 @@ mod fake {
         pub plugin_configuration: Vec<u8>,
         /// The tick period last set.
         pub tick_period: RefCell<Option<Duration>>,
+        /// Every host call in order, by the proxy-wasm ABI name it stands for,
+        /// to count what a request costs.
+        pub calls: RefCell<Vec<&'static str>>,
     }
 
     impl FakeHost {
         /// An empty host at time `now_secs`.
         pub fn at(now_secs: u64) -> Self {
             Self {
-                now_nanos: now_secs * 1_000_000_000,
+                now_nanos: Cell::new(now_secs * 1_000_000_000),
                 ..Self::default()
             }
+        }
+
+        /// Moves the clock on by `nanos`.
+        pub fn advance(&self, nanos: u64) {
+            self.now_nanos.set(self.now_nanos.get() + nanos);
         }
 
         /// Adds a string property.
@@ -214,8 +222,9 @@ mod fake {
             self
         }
 
-        /// Adds a response header.
+        /// Adds a response header (replacing one of the same name).
         pub fn with_response_header(mut self, name: &str, value: &str) -> Self {
+            self.response_headers.retain(|(n, _)| n != name);
             self.response_headers
                 .push((name.to_owned(), value.as_bytes().to_vec()));
             self
@@ -284,10 +293,12 @@ mod fake {
 
     impl Host for FakeHost {
         fn now_nanos(&self) -> Result<u64, HostError> {
-            Ok(self.now_nanos)
+            self.calls.borrow_mut().push("get_current_time");
+            Ok(self.now_nanos.get())
         }
 
         fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_property");
             let key = path.join(".");
             self.property_reads.borrow_mut().push(key.clone());
             if self.failing_properties.contains(&key) {
@@ -297,10 +308,12 @@ mod fake {
         }
 
         fn request_headers(&self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+            self.calls.borrow_mut().push("get_header_map_pairs");
             Ok(self.headers.borrow().clone())
         }
 
         fn set_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+            self.calls.borrow_mut().push("replace_header_map_value");
             self.header_writes
                 .borrow_mut()
                 .push((name.to_owned(), value.to_owned()));
@@ -311,6 +324,7 @@ mod fake {
         }
 
         fn shared_data(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_shared_data");
             Ok(self.shared.borrow().get(key).cloned())
         }
 
@@ -319,6 +333,7 @@ mod fake {
         }
 
         fn shared_data_versioned(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
+            self.calls.borrow_mut().push("get_shared_data");
             let version = self.shared_versions.borrow().get(key).copied().unwrap_or(0);
             Ok((self.shared.borrow().get(key).cloned(), version))
         }
@@ -329,6 +344,7 @@ mod fake {
             value: &[u8],
             version: u32,
         ) -> Result<bool, HostError> {
+            self.calls.borrow_mut().push("set_shared_data");
             let mut versions = self.shared_versions.borrow_mut();
             let current = versions.entry(key.to_owned()).or_insert(0);
             if version != 0 && version != *current {
@@ -342,10 +358,12 @@ mod fake {
         }
 
         fn response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_header_map_value");
             Ok(find(&self.response_headers, name))
         }
 
         fn response_trailer(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_header_map_value");
             Ok(find(&self.response_trailers, name))
         }
 
@@ -356,6 +374,7 @@ mod fake {
             body: &[u8],
             _timeout: Duration,
         ) -> Result<u32, HostError> {
+            self.calls.borrow_mut().push("dispatch_http_call");
             if self.dispatch_fails {
                 return Err(HostError::Failed {
                     call: "dispatch_http_call",
@@ -375,10 +394,12 @@ mod fake {
         }
 
         fn http_call_response_header(&self, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_header_map_value");
             Ok(find(&self.call_response_headers, name))
         }
 
         fn http_call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_buffer_bytes");
             Ok(self
                 .call_response_body
                 .as_ref()
@@ -386,22 +407,26 @@ mod fake {
         }
 
         fn plugin_configuration(&self, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+            self.calls.borrow_mut().push("get_buffer_bytes");
             let bytes = &self.plugin_configuration;
             Ok(Some(bytes[..size.min(bytes.len())].to_vec()))
         }
 
         fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+            self.calls.borrow_mut().push("set_tick_period_milliseconds");
             *self.tick_period.borrow_mut() = Some(period);
             Ok(())
         }
 
         fn define_counter(&self, name: &str) -> Result<u32, HostError> {
+            self.calls.borrow_mut().push("define_metric");
             let mut names = self.counter_names.borrow_mut();
             names.push(name.to_owned());
             Ok((names.len() - 1) as u32)
         }
 
         fn increment_counter(&self, id: u32, by: i64) -> Result<(), HostError> {
+            self.calls.borrow_mut().push("increment_metric");
             let name = self
                 .counter_names
                 .borrow()

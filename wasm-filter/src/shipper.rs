@@ -558,7 +558,7 @@ mod tests {
     /// `Retry-After` has passed — not before.
     #[test]
     fn a_refused_batch_is_resent_after_retry_after() {
-        let (mut host, config, metrics) = shipper_setup(2, 100);
+        let (host, config, metrics) = shipper_setup(2, 100);
         let mut shipper = Shipper::default();
         for i in 0..2 {
             shipper.push(&config, format!("{{\"n\":{i}}}").into_bytes());
@@ -574,10 +574,10 @@ mod tests {
         assert_eq!(shipper.queued(), 3);
         assert_eq!(host.counter("meshray_segments_retried_total"), 2);
         assert_eq!(host.counter("meshray_segments_dropped_total"), 0);
-        host.now_nanos += 1_900_000_000;
+        host.advance(1_900_000_000);
         shipper.on_tick(&host, &config, &metrics);
         assert_eq!(host.dispatched.borrow().len(), 1, "still backing off");
-        host.now_nanos += 100_000_000;
+        host.advance(100_000_000);
         shipper.on_tick(&host, &config, &metrics);
         let dispatched = host.dispatched.borrow();
         assert_eq!(dispatched.len(), 3);
@@ -592,7 +592,7 @@ mod tests {
     /// delivered post ends the backoff.
     #[test]
     fn backoff_doubles_and_resets_on_success() {
-        let (mut host, config, metrics) = shipper_setup(1, 100);
+        let (host, config, metrics) = shipper_setup(1, 100);
         let mut shipper = Shipper::default();
         shipper.push(&config, b"{}".to_vec());
         let mut waits = Vec::new();
@@ -600,15 +600,15 @@ mod tests {
             shipper.on_tick(&host, &config, &metrics);
             let token = host.dispatched.borrow().len() as u32;
             shipper.on_response(&host, &config, &metrics, token, RelayReply::default());
-            let start = host.now_nanos;
+            let start = host.now_nanos.get();
             // Advance in 50 ms steps until the retry goes out.
             while host.dispatched.borrow().len() == token as usize {
-                host.now_nanos += 50_000_000;
+                host.advance(50_000_000);
                 shipper.on_tick(&host, &config, &metrics);
             }
-            waits.push((host.now_nanos - start) / 1_000_000);
+            waits.push((host.now_nanos.get() - start) / 1_000_000);
             shipper.on_response(&host, &config, &metrics, token + 1, RelayReply::default());
-            host.now_nanos += 10_000_000_000;
+            host.advance(10_000_000_000);
         }
         assert_eq!(waits[0], 200);
         assert!(

@@ -6,7 +6,7 @@
 //! (`1`/`0`, legacy `true`/`false`), `x-b3-flags` (`1` = debug).
 
 use super::{CodecError, Sampling, SpanContext};
-use crate::ids::{SpanId, TraceId};
+use crate::ids::{SpanId, TraceId, push_hex};
 
 /// What a B3 header set says: a full context, or only a sampling decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,13 @@ pub fn render_single(trace_id: TraceId, span: SpanId, sampling: Sampling) -> Str
         Sampling::Sampled | Sampling::Deferred => "1",
         Sampling::NotSampled => "0",
     };
-    format!("{}-{span}-{flag}", trace_id.to_hex())
+    let mut out = trace_id.to_hex();
+    out.reserve(19);
+    out.push('-');
+    push_hex(&mut out, u128::from(span.value()), 16);
+    out.push('-');
+    out.push_str(flag);
+    out
 }
 
 /// The raw `x-b3-*` header values of a request.

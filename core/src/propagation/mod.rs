@@ -423,14 +423,14 @@ pub fn inject(
             &mut writes,
             X_B3_SPANID,
             headers.b3_span_id.as_deref(),
-            span.to_string(),
+            span.to_hex(),
         );
         if let Some(parent) = parent {
             push_if_changed(
                 &mut writes,
                 X_B3_PARENTSPANID,
                 headers.b3_parent_span_id.as_deref(),
-                parent.to_string(),
+                parent.to_hex(),
             );
         }
         let debug = extracted

@@ -3,7 +3,7 @@
 //! `tracestate` is never changed: it belongs to the vendors that wrote it.
 
 use super::{CodecError, Sampling, SpanContext};
-use crate::ids::{SpanId, TraceId};
+use crate::ids::{SpanId, TraceId, push_hex};
 
 /// The `sampled` bit of the trace flags.
 const FLAG_SAMPLED: u8 = 0x01;
@@ -73,7 +73,14 @@ pub fn render(trace_id: TraceId, span: SpanId, sampled: bool, flags: u8) -> Stri
     } else {
         flags & !FLAG_SAMPLED
     };
-    format!("00-{}-{span}-{flags:02x}", trace_id.to_hex128())
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    push_hex(&mut out, trace_id.value(), 32);
+    out.push('-');
+    push_hex(&mut out, u128::from(span.value()), 16);
+    out.push('-');
+    push_hex(&mut out, u128::from(flags), 2);
+    out
 }
 
 fn hex_field(text: &str) -> Option<u32> {

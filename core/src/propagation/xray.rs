@@ -5,7 +5,7 @@
 //! `Parent`, `Sampled` and `Self` are kept when the header is rewritten.
 
 use super::{CodecError, Sampling, SpanContext};
-use crate::ids::{IdError, SpanId, TraceId, XrayTraceId};
+use crate::ids::{IdError, SpanId, TraceId, XrayTraceId, push_hex};
 
 /// A parsed `x-amzn-trace-id` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,14 +75,13 @@ pub fn parse(value: &str) -> Result<XrayHeader, CodecError> {
 /// become the X-Ray epoch part, so a W3C/B3 id minted by meshray and the X-Ray
 /// id are the same trace; a foreign id keeps its raw bits (64-bit ids left-padded).
 pub fn render(trace_id: TraceId, span: SpanId, sampled: bool, extra: &str) -> String {
-    let hex = trace_id.to_hex128();
     let mut out = String::with_capacity(80 + extra.len());
     out.push_str("Root=1-");
-    out.push_str(&hex[..8]);
+    push_hex(&mut out, trace_id.value() >> 96, 8);
     out.push('-');
-    out.push_str(&hex[8..]);
+    push_hex(&mut out, trace_id.value(), 24);
     out.push_str(";Parent=");
-    out.push_str(&span.to_string());
+    push_hex(&mut out, u128::from(span.value()), 16);
     out.push_str(if sampled { ";Sampled=1" } else { ";Sampled=0" });
     if !extra.is_empty() {
         out.push(';');

@@ -62,10 +62,7 @@ fn the_image_holds_exactly_the_shipped_filter_in_istio_compat_layout() {
         ["plugin.wasm"]
     );
     let in_image = oci::layer_file(&layer.blob, true, "plugin.wasm").unwrap();
-    let wasm_path = path_from_env(
-        "MESHRAY_FILTER_WASM",
-        "target/wasm32-wasip1/wasm/meshray_filter.wasm",
-    );
+    let wasm_path = path_from_env("MESHRAY_FILTER_WASM", "target/filter/meshray_filter.wasm");
     let shipped = fs::read(&wasm_path)
         .unwrap_or_else(|e| panic!("{}: {e} (`make wasm`)", wasm_path.display()));
     assert!(
@@ -101,10 +98,7 @@ fn building_the_image_again_gives_the_same_digest() {
         "meshray-filter-rebuild-{}.oci.tar",
         std::process::id()
     ));
-    let wasm_path = path_from_env(
-        "MESHRAY_FILTER_WASM",
-        "target/wasm32-wasip1/wasm/meshray_filter.wasm",
-    );
+    let wasm_path = path_from_env("MESHRAY_FILTER_WASM", "target/filter/meshray_filter.wasm");
     let output = Command::new(repo_root().join("deploy/images/wasm-image.sh"))
         .arg(&wasm_path)
         .arg(&out)

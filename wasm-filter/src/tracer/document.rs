@@ -12,29 +12,30 @@ use crate::metrics::{DropReason, Metrics};
 use crate::workload::Workload;
 
 const REQUEST_TIME: [&[&str]; 1] = [&["request", "time"]];
-const REQUEST_DURATION: [&[&str]; 1] = [&["request", "duration"]];
-const RESPONSE_CODE: [&[&str]; 1] = [&["response", "code"]];
 const RESPONSE_FLAGS: [&[&str]; 1] = [&["response", "flags"]];
 const RESPONSE_SIZE: [&[&str]; 1] = [&["response", "size"]];
 const SOURCE_ADDRESS: [&[&str]; 1] = [&["source", "address"]];
 
 /// Log phase: the finished document as JSON, within X-Ray's size limit.
+///
+/// Host calls (each costs microseconds in Envoy, a property read the most; see
+/// docs/BENCHMARKS.md): the clock for the end time (the start is the clock read at
+/// request headers), `:status` of the response headers, two property reads
+/// (`response.flags`, `response.size`), `source.address` for a segment whose
+/// client no `x-forwarded-for` named, and `grpc-status` for gRPC only.
 pub fn on_log(
     host: &impl Host,
     span: ActiveSpan,
     workload: &Workload,
     metrics: &Metrics,
 ) -> Option<Vec<u8>> {
-    let start_nanos =
-        property_i64(host, &REQUEST_TIME).map_or(span.start_nanos, |t| t.max(0) as u64);
-    let end_nanos = match property_i64(host, &REQUEST_DURATION) {
-        Some(duration) => start_nanos.saturating_add(duration.max(0) as u64),
-        None => host.now_nanos().unwrap_or(start_nanos),
-    }
-    .max(start_nanos);
-    let status = property_i64(host, &RESPONSE_CODE)
-        .and_then(|c| u16::try_from(c).ok())
-        .filter(|c| *c > 0);
+    let start_nanos = match span.start_nanos {
+        // The clock failed at request headers: Envoy's start of the request.
+        0 => property_i64(host, &REQUEST_TIME).map_or(0, |t| t.max(0) as u64),
+        start => start,
+    };
+    let end_nanos = host.now_nanos().unwrap_or(start_nanos).max(start_nanos);
+    let status = response_status(host);
     let flags = ResponseFlags(property_i64(host, &RESPONSE_FLAGS).map_or(0, |f| f as u64));
     let content_length = property_i64(host, &RESPONSE_SIZE).and_then(|s| u64::try_from(s).ok());
     let start = seconds(start_nanos);
@@ -143,6 +144,18 @@ pub fn on_log(
             None
         }
     }
+}
+
+/// The status sent downstream: `:status` of the response headers (what the
+/// `response.code` property reports, at a quarter of its cost). `None` when no
+/// response was sent (the downstream went away first).
+fn response_status(host: &impl Host) -> Option<u16> {
+    let value = host.response_header(":status").ok().flatten()?;
+    std::str::from_utf8(&value)
+        .ok()?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| *c > 0)
 }
 
 /// `grpc-status` (and `grpc-message`) from the trailers, or from the headers

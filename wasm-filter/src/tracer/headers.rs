@@ -77,10 +77,16 @@ impl SeenHeaders {
     /// from a property, is filled in at log time when `x-forwarded-for` is absent).
     pub fn take_request(&mut self) -> HttpRequest {
         let url = match (&self.authority, &self.path) {
-            (Some(authority), Some(path)) => Some(format!(
-                "{}://{authority}{path}",
-                self.scheme.as_deref().unwrap_or("http")
-            )),
+            (Some(authority), Some(path)) => {
+                let scheme = self.scheme.as_deref().unwrap_or("http");
+                let mut url =
+                    String::with_capacity(scheme.len() + 3 + authority.len() + path.len());
+                url.push_str(scheme);
+                url.push_str("://");
+                url.push_str(authority);
+                url.push_str(path);
+                Some(url)
+            }
             _ => None,
         };
         let client_ip = self

@@ -31,6 +31,7 @@ pub use headers::BATCH_MARKER_HEADER;
 
 const CLUSTER_NAME: [&[&str]; 2] = [&["xds", "cluster_name"], &["cluster_name"]];
 const LISTENER_DIRECTION: [&[&str]; 2] = [&["xds", "listener_direction"], &["listener_direction"]];
+const REQUEST_TIME: [&[&str]; 1] = [&["request", "time"]];
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// What the document for this request will be.
@@ -66,7 +67,8 @@ pub struct ActiveSpan {
     pub id: SpanId,
     /// Our document's parent (the enclosing segment's parent, for a client segment).
     pub parent: Option<SpanId>,
-    /// When the filter saw the request, ns since the epoch (fallback for `request.time`).
+    /// The document's start: the clock when the filter saw the request headers
+    /// (Envoy's `request.time` for a request answered before the filter), ns since the epoch.
     pub start_nanos: u64,
     /// The upstream cluster, kept as metadata.
     pub cluster: Option<String>,
@@ -148,7 +150,11 @@ pub fn on_log_unseen(
         return None;
     }
     let extracted = extract_context(host, metrics, &seen);
-    let now_nanos = host.now_nanos().unwrap_or_default();
+    // The request started before the log phase: its start is Envoy's, not the clock's.
+    let now_nanos = property_i64(host, &REQUEST_TIME)
+        .and_then(|t| u64::try_from(t).ok())
+        .or_else(|| host.now_nanos().ok())
+        .unwrap_or_default();
     let Decision::Traced(sampled) =
         decide_sampling(host, config, workload, random, &seen, &extracted, now_nanos)
     else {
@@ -183,6 +189,9 @@ struct Sampled {
     /// The segment this pod recorded for the trace, when the caller said "no"
     /// (looked up only then; [`link`] looks it up otherwise).
     pod_segment: Option<SpanId>,
+    /// The trace was minted here: no segment of it can be recorded yet, so
+    /// [`link`] does not look one up.
+    minted: bool,
 }
 
 /// Whether a request is traced.
@@ -254,6 +263,7 @@ fn decide_sampling(
     Decision::Traced(Sampled {
         trace_id,
         pod_segment,
+        minted: extracted.trace_id().is_none(),
     })
 }
 
@@ -372,7 +382,11 @@ fn link(
             .filter(|_| extracted.format() == Some(Format::Xray))
             .or_else(|| forwarded_pod_segment(workload, extracted))
             .or(sampled.pod_segment)
-            .or_else(|| links::lookup(host, sampled.trace_id, now_secs))
+            .or_else(|| {
+                (!sampled.minted)
+                    .then(|| links::lookup(host, sampled.trace_id, now_secs))
+                    .flatten()
+            })
     };
     match parent {
         Some(parent) => (Role::Subsegment { remote, parent }, id, Some(parent)),

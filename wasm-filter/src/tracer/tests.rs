@@ -12,6 +12,8 @@ use crate::tracer::{self, ActiveSpan, Random, Role};
 use crate::workload::Workload;
 
 const NOW: u64 = 1_764_000_000;
+/// How long each request takes between its headers and its log phase.
+const REQUEST_NANOS: u64 = 12_500_000;
 const INBOUND: &str = "inbound|9080||";
 const TO_REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
 
@@ -56,8 +58,7 @@ fn pod(cluster: &str) -> FakeHost {
             "v1",
         )
         .with_int_property("request.time", (NOW * 1_000_000_000) as i64)
-        .with_int_property("request.duration", 12_500_000)
-        .with_int_property("response.code", 200)
+        .with_response_header(":status", "200")
         .with_int_property("response.size", 42)
         .with_property("source.address", "10.0.0.7:51234")
         .with_header(":method", "GET")
@@ -103,6 +104,7 @@ impl Sidecar {
 
     fn request(&mut self, host: &FakeHost) -> Option<Value> {
         let span = self.headers(host)?;
+        host.advance(REQUEST_NANOS);
         let json = tracer::on_log(host, span, &self.workload, &self.metrics)?;
         Some(serde_json::from_slice(&json).unwrap())
     }
@@ -408,7 +410,7 @@ fn foreign_64_bit_ids_are_sent_raw_and_kept_in_headers() {
 fn response_flags_and_status_mark_faults() {
     let host = pod(TO_REVIEWS)
         .with_header(":authority", "reviews:9080")
-        .with_int_property("response.code", 503)
+        .with_response_header(":status", "503")
         .with_int_property("response.flags", 0x20 | 0x8000);
     let mut sidecar = Sidecar::new(&host, FilterConfig::default());
     let doc = sidecar.request(&host).unwrap();
@@ -419,12 +421,12 @@ fn response_flags_and_status_mark_faults() {
 
     let blackhole = pod("BlackHoleCluster")
         .with_header(":authority", "blocked.example.com")
-        .with_int_property("response.code", 502);
+        .with_response_header(":status", "502");
     let doc = sidecar.request(&blackhole).unwrap();
     assert_eq!(doc["subsegments"][0]["name"], "blocked.example.com");
     assert_eq!(doc["subsegments"][0]["fault"], true);
 
-    let throttled = pod(INBOUND).with_int_property("response.code", 429);
+    let throttled = pod(INBOUND).with_response_header(":status", "429");
     let doc = sidecar.request(&throttled).unwrap();
     assert_eq!(
         (doc["error"].clone(), doc["throttle"].clone()),
@@ -596,7 +598,7 @@ fn a_gateways_root_segment_carries_the_request_and_its_outcome() {
                 "x-amzn-trace-id",
                 &format!("Root=1-{NOW:08x}-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"),
             )
-            .with_int_property("response.code", code)
+            .with_response_header(":status", &code.to_string())
             .with_int_property("response.flags", flags)
     };
     let host = gateway(503, 0x20);
@@ -698,7 +700,7 @@ fn requests_answered_before_the_filter_get_their_segment() {
             "x-amzn-trace-id",
             &format!("Root=1-{NOW:08x}-0123456789abcdef01234567;Parent=00000000000000c1;Sampled=1"),
         )
-        .with_int_property("response.code", 403);
+        .with_response_header(":status", "403");
     let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
     let json = tracer::on_log_unseen(
         &denied,
@@ -723,7 +725,7 @@ fn requests_answered_before_the_filter_get_their_segment() {
     assert!(denied.header_writes.borrow().is_empty());
 
     let limited = pod(INBOUND)
-        .with_int_property("response.code", 429)
+        .with_response_header(":status", "429")
         .with_int_property("response.flags", 0x800);
     let json = tracer::on_log_unseen(
         &limited,
@@ -778,4 +780,70 @@ fn service_name_format_names_segments_and_their_callers_alike() {
         sidecar.request(&external).unwrap()["subsegments"][0]["name"],
         "api.example.com"
     );
+}
+
+/// Host calls of one request, as a sidecar makes them (each costs microseconds in
+/// Envoy, a property read or a header write the most: docs/BENCHMARKS.md prices them).
+fn calls_of(host: &FakeHost, sidecar: &mut Sidecar) -> Vec<&'static str> {
+    host.calls.borrow_mut().clear();
+    host.property_reads.borrow_mut().clear();
+    sidecar.request(host).unwrap();
+    host.calls.borrow().clone()
+}
+
+/// A root call out (no context): one header-map read, the clock, the cluster name,
+/// the seven propagation headers of the four formats, then at log time the clock,
+/// `:status` and three properties (flags, size, and the client address of the segment
+/// that encloses the call). No link lookup: a trace minted here has no segment yet.
+#[test]
+fn an_outbound_root_costs_fifteen_host_calls_four_of_them_property_reads() {
+    let root = pod(TO_REVIEWS).with_header(":authority", "reviews:9080");
+    let mut sidecar = Sidecar::new(&root, FilterConfig::default());
+    let mut expected = vec!["get_header_map_pairs", "get_current_time", "get_property"];
+    expected.extend(["replace_header_map_value"; 7]);
+    expected.extend([
+        "get_current_time",
+        "get_header_map_value",
+        "get_property",
+        "get_property",
+        "get_property",
+    ]);
+    assert_eq!(calls_of(&root, &mut sidecar), expected);
+    assert_eq!(
+        *root.property_reads.borrow(),
+        [
+            "xds.cluster_name",
+            "response.flags",
+            "response.size",
+            "source.address"
+        ]
+    );
+}
+
+/// An inbound request with B3 context: the link of the trace is recorded (one
+/// shared-data read and write) and five headers change (`x-b3-traceid` and
+/// `x-b3-sampled` keep their values).
+#[test]
+fn an_inbound_request_with_b3_costs_fifteen_host_calls_four_of_them_property_reads() {
+    let inbound = pod(INBOUND)
+        .with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
+        .with_header("x-b3-spanid", "e457b5a2e4d86bd1")
+        .with_header("x-b3-sampled", "1");
+    let mut sidecar = Sidecar::new(&inbound, FilterConfig::default());
+    let mut expected = vec![
+        "get_header_map_pairs",
+        "get_current_time",
+        "get_property",
+        "get_shared_data",
+        "set_shared_data",
+    ];
+    expected.extend(["replace_header_map_value"; 5]);
+    expected.extend([
+        "get_current_time",
+        "get_header_map_value",
+        "get_property",
+        "get_property",
+        "get_property",
+    ]);
+    assert_eq!(calls_of(&inbound, &mut sidecar), expected);
 }
