@@ -91,6 +91,14 @@ async fn counts(mesh: &Mesh) -> BTreeMap<Service, Counts> {
         .collect()
 }
 
+/// Every sidecar's Envoy RSS in bytes (0 when unreadable).
+fn rss(mesh: &Mesh) -> BTreeMap<Service, u64> {
+    mesh.pods()
+        .iter()
+        .map(|p| (p.app.service(), p.sidecar.rss_bytes().unwrap_or(0)))
+        .collect()
+}
+
 /// Runs the steady load for [`PHASE`], sampling every sidecar's buffer gauge every
 /// 100 ms into `max_buffered`.
 async fn phase(mesh: &Mesh, max_buffered: &mut BTreeMap<Service, u64>) -> LoadReport {
@@ -141,11 +149,7 @@ async fn a_slow_relay_does_not_slow_the_app_and_the_buffers_stay_bounded() {
         panic!("{err}\n{}", mesh.diagnostics().await);
     }
     let started = SystemTime::now();
-    let rss_before: BTreeMap<Service, u64> = mesh
-        .pods()
-        .iter()
-        .map(|p| (p.app.service(), p.sidecar.rss_bytes().unwrap_or(0)))
-        .collect();
+    let rss_before = rss(&mesh);
 
     let mut max_buffered = BTreeMap::new();
     let healthy = phase(&mesh, &mut max_buffered).await;
@@ -164,11 +168,7 @@ async fn a_slow_relay_does_not_slow_the_app_and_the_buffers_stay_bounded() {
         "p99 {p99_healthy:.1?} -> {p99_slow:.1?} ({:.2}x)",
         p99_slow.as_secs_f64() / p99_healthy.as_secs_f64().max(1e-6)
     );
-    let rss_after: BTreeMap<Service, u64> = mesh
-        .pods()
-        .iter()
-        .map(|p| (p.app.service(), p.sidecar.rss_bytes().unwrap_or(0)))
-        .collect();
+    let rss_after = rss(&mesh);
 
     let mut wrong = Vec::new();
     for (phase, report) in [("healthy", &healthy), ("slow", &slow)] {

@@ -166,7 +166,14 @@ impl Sidecar {
     /// # Errors
     /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
     pub async fn stats(&self, filter: &str) -> Result<Stats> {
-        let url = format!("http://{}/stats?filter={filter}", self.admin);
+        Ok(Stats::parse(
+            &self.admin_text(&format!("/stats?filter={filter}")).await?,
+        ))
+    }
+
+    /// The body of admin `GET {path}`, which must answer 200.
+    async fn admin_text(&self, path: &str) -> Result<String> {
+        let url = format!("http://{}{path}", self.admin);
         let response = self.client.get(&url).await?;
         if response.status != 200 {
             return Err(HarnessError::unexpected(
@@ -174,7 +181,7 @@ impl Sidecar {
                 format!("{}: {}", response.status, response.text()),
             ));
         }
-        Ok(Stats::parse(&response.text()))
+        Ok(response.text())
     }
 
     /// The filter's metrics: [`Sidecar::stats`] with filter `meshray`.
@@ -193,15 +200,10 @@ impl Sidecar {
         &self,
         cluster: &str,
     ) -> Result<std::collections::BTreeMap<SocketAddr, HostStatus>> {
-        let url = format!("http://{}/clusters", self.admin);
-        let response = self.client.get(&url).await?;
-        if response.status != 200 {
-            return Err(HarnessError::unexpected(
-                format!("status of {url}"),
-                format!("{}: {}", response.status, response.text()),
-            ));
-        }
-        Ok(parse_cluster_hosts(&response.text(), cluster))
+        Ok(parse_cluster_hosts(
+            &self.admin_text("/clusters").await?,
+            cluster,
+        ))
     }
 
     /// Envoy's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
