@@ -10,7 +10,8 @@ use meshray_core::cluster::classify;
 use meshray_core::ids::SpanId;
 use meshray_core::propagation::{PropagationHeaders, extract};
 use meshray_core::segment::{Document, HttpRequest, HttpResponse};
-use meshray_core::validate::validate_document;
+use meshray_core::validate::{validate_document, validate_json};
+use serde_json::value::RawValue;
 
 /// Headers of an inbound request from a caller whose sidecar wrote B3 and W3C context.
 fn inbound_headers() -> Vec<(&'static str, &'static str)> {
@@ -133,5 +134,64 @@ fn documents(c: &mut Criterion) {
     );
 }
 
-criterion_group!(hot_paths, propagation, classification, documents);
+fn relay_validation(c: &mut Criterion) {
+    // A batch as the filter posts it: segments with their subsegments, parsed the two ways
+    // the relay can (a `Value` tree per document, or each document's text kept).
+    let call = Document::segment(
+        "ratings",
+        SpanId::from_random(0x0a0b_0c0d_0e0f_1011),
+        "1-6b0e8dd9-84b70bd7662896c6e022cc5c".to_owned(),
+        1_796_115_929.860_102,
+    )
+    .with_end_time(1_796_115_929.9)
+    .with_metadata(
+        "istio",
+        "destination_host",
+        "ratings.default.svc.cluster.local",
+    );
+    let one = String::from_utf8(
+        segment()
+            .with_subsegment(call)
+            .to_json_within_limit()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let body = format!("[{}]", vec![one.as_str(); 50].join(","));
+    c.bench_function(
+        "relay validation: 50-document body, Value tree + validate_document + serialise",
+        |b| {
+            b.iter(|| {
+                let documents: Vec<serde_json::Value> =
+                    serde_json::from_str(black_box(&body)).unwrap_or_default();
+                documents
+                    .into_iter()
+                    .filter_map(|d| validate_document(d).ok())
+                    .map(|valid| valid.into_json_string().len())
+                    .sum::<usize>()
+            })
+        },
+    );
+    c.bench_function(
+        "relay validation: 50-document body, texts kept + validate_json (fast path)",
+        |b| {
+            b.iter(|| {
+                let documents: Vec<&RawValue> =
+                    serde_json::from_str(black_box(&body)).unwrap_or_default();
+                documents
+                    .into_iter()
+                    .filter_map(|d| validate_json(d).ok())
+                    .map(|valid| valid.into_json_string().len())
+                    .sum::<usize>()
+            })
+        },
+    );
+}
+
+criterion_group!(
+    hot_paths,
+    propagation,
+    classification,
+    documents,
+    relay_validation
+);
 criterion_main!(hot_paths);

@@ -5,6 +5,11 @@
 
 /// Largest segment document X-Ray accepts, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+/// Deepest nesting of objects and arrays a document may have (`{"a":[1]}` is 2): the
+/// relay's own limit, not X-Ray's. Far beyond any real segment (each subsegment level
+/// adds two), and below serde_json's parser limit (128), so every document the relay
+/// accepts can also be read as a tree.
+pub const MAX_NESTING_DEPTH: usize = 100;
 /// Documents per `PutTraceSegments` call.
 pub const MAX_BATCH_DOCUMENTS: usize = 50;
 /// Longest segment or subsegment name, in characters.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use meshray_core::validate::validate_document;
+use meshray_core::limits::MAX_NESTING_DEPTH;
+use meshray_core::validate::nesting::text_nests_deeper_than;
+use meshray_core::validate::{DocumentError, validate_document, validate_json};
 use meshray_relay::daemon::parse_datagram;
 use meshray_relay::epoch_cache::memory::MemoryEpochCache;
 use meshray_relay::ingest::Ingest;
@@ -19,6 +21,7 @@ use meshray_relay::queue::{self, QueueReceiver};
 use meshray_relay::routes::{self, AppState};
 use meshray_relay::spans::endpoints::{OTLP_PATH, ZIPKIN_PATH};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tower::ServiceExt;
 
 /// Largest body the fuzzed relay takes (its default is larger; small keeps runs fast
@@ -116,9 +119,11 @@ pub fn segments(data: &[u8]) {
     if answer.status != StatusCode::OK {
         return;
     }
-    let sent = serde_json::from_slice::<Value>(data)
+    // Read as the relay reads it: without a depth limit (a document too deep for a tree
+    // is one element, refused on its own).
+    let sent = serde_json::from_slice::<Vec<&RawValue>>(data)
         .ok()
-        .and_then(|body| body.as_array().map(Vec::len));
+        .map(|body| body.len());
     assert!(sent.is_some(), "200 for a body that is not a JSON array");
     let sent = sent.unwrap_or_default();
     let report = serde_json::from_slice::<Value>(&answer.body).unwrap_or_default();
@@ -153,12 +158,44 @@ pub fn segments(data: &[u8]) {
 
 /// A daemon UDP datagram (`{"format":"json","version":1}\n{document}`).
 ///
-/// Checks: a datagram that parses is validated like any document; one that does not is
-/// refused with a message; neither panics.
+/// Checks: a datagram that parses is validated like any document, and the relay's fast
+/// path (checking the document's text) judges it exactly as the full parse does; a
+/// document the tree parser cannot build is refused for its depth when it nests deeper
+/// than the relay's limit, and otherwise (a number beyond `f64` in a field the relay does
+/// not read) either kept as it came or refused as not JSON; one that does not parse is
+/// refused with a message; none panics.
 pub fn daemon_datagram(data: &[u8]) {
     match parse_datagram(data) {
         Ok(document) => {
-            if let Err(error) = validate_document(document) {
+            let fast = validate_json(&document);
+            match serde_json::from_str::<Value>(document.get()) {
+                Ok(value) => assert_eq!(
+                    fast.as_ref().map(|_| ()).map_err(ToString::to_string),
+                    validate_document(value)
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(ToString::to_string),
+                    "the text path and the tree path disagree on {}",
+                    document.get()
+                ),
+                Err(parse) if text_nests_deeper_than(document.get(), MAX_NESTING_DEPTH) => {
+                    assert_eq!(
+                        fast.as_ref().err(),
+                        Some(&DocumentError::TooDeep),
+                        "{parse}"
+                    );
+                }
+                Err(parse) => match &fast {
+                    Ok(kept) => assert!(kept.is_unchanged_text(), "{parse}"),
+                    Err(refused) => assert_eq!(
+                        refused,
+                        &DocumentError::NotJson(parse.to_string()),
+                        "{}",
+                        document.get()
+                    ),
+                },
+            }
+            if let Err(error) = fast {
                 assert!(!error.to_string().is_empty());
             }
         }

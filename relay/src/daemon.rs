@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tracing::debug;
@@ -38,11 +39,11 @@ pub enum DatagramError {
     Json(String),
 }
 
-/// Splits a datagram into its document.
+/// Splits a datagram into its document (its JSON text, copied out of the datagram).
 ///
 /// # Errors
 /// [`DatagramError`] for a missing or unsupported header, or a body that is not JSON.
-pub fn parse_datagram(datagram: &[u8]) -> Result<Value, DatagramError> {
+pub fn parse_datagram(datagram: &[u8]) -> Result<Box<RawValue>, DatagramError> {
     let newline = datagram
         .iter()
         .position(|&b| b == b'\n')
@@ -88,7 +89,8 @@ pub async fn serve(
         let Batch { documents, peers } = batch;
         let n = documents.len();
         metrics.endpoint_received(endpoint::DAEMON, n);
-        match ingest.submit(documents).await {
+        let documents: Vec<&RawValue> = documents.iter().map(AsRef::as_ref).collect();
+        match ingest.submit(&documents).await {
             Ok(report) => {
                 metrics.endpoint_rejected(endpoint::DAEMON, reject::INVALID, report.rejected.len());
                 for rejection in report.rejected {
@@ -107,8 +109,8 @@ pub async fn serve(
 /// The documents of the datagrams taken so far, with their senders.
 #[derive(Default)]
 struct Batch {
-    /// Parsed documents, in arrival order.
-    documents: Vec<Value>,
+    /// The documents' texts, in arrival order.
+    documents: Vec<Box<RawValue>>,
     /// The sender of each document.
     peers: Vec<SocketAddr>,
 }
@@ -155,16 +157,16 @@ mod tests {
     fn parses_the_daemon_format() {
         let doc =
             parse_datagram(b"{\"format\": \"json\", \"version\": 1}\n{\"name\":\"a\"}\n").unwrap();
-        assert_eq!(doc["name"], "a");
+        assert_eq!(doc.get(), "{\"name\":\"a\"}");
     }
 
     /// No header, another version, or a body that is not JSON.
     #[test]
     fn rejects_other_datagrams() {
-        assert_eq!(
+        assert!(matches!(
             parse_datagram(b"{\"name\":\"a\"}"),
             Err(DatagramError::NoHeader)
-        );
+        ));
         assert!(matches!(
             parse_datagram(b"{\"format\":\"json\",\"version\":2}\n{}"),
             Err(DatagramError::Header(_))

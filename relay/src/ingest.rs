@@ -23,9 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use meshray_core::ids::TraceId;
 use meshray_core::limits::MAX_DOCUMENT_BYTES;
-use meshray_core::validate::{DocumentTrace, ValidDocument, validate_document};
+use meshray_core::validate::{DocumentTrace, ValidDocument, validate_json};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use tracing::warn;
 
@@ -150,17 +150,19 @@ impl Ingest {
         &self.queue
     }
 
-    /// Runs `documents` through validation, epoch resolution and into the queue.
+    /// Runs `documents` (each one JSON document's text, as received) through validation,
+    /// epoch resolution and into the queue. A document that needs no mending is queued as
+    /// the text it came as, its trace id rewritten in place when it was foreign.
     ///
     /// # Errors
     /// [`IngestError`] when the valid documents cannot be queued at all (queue full,
-    /// shutting down, epoch cache down): none of them is queued then.
-    pub async fn submit(&self, documents: Vec<Value>) -> Result<Report, IngestError> {
+    /// shutting down): none of them is queued then.
+    pub async fn submit(&self, documents: &[&RawValue]) -> Result<Report, IngestError> {
         self.metrics.received.inc_by(as_u64(documents.len()));
         let mut rejected = Vec::new();
         let mut valid: Vec<(usize, ValidDocument)> = Vec::with_capacity(documents.len());
-        for (index, value) in documents.into_iter().enumerate() {
-            match validate_document(value) {
+        for (index, document) in documents.iter().enumerate() {
+            match validate_json(document) {
                 Ok(document) => valid.push((index, document)),
                 Err(error) => rejected.push(Rejection {
                     index,
@@ -343,7 +345,7 @@ mod tests {
     use std::num::NonZeroUsize;
     use std::time::Duration;
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::epoch_cache::memory::MemoryEpochCache;
@@ -358,6 +360,16 @@ mod tests {
             Duration::from_secs(300),
         ));
         (Ingest::new(tx, cache, metrics.clone()), rx, metrics)
+    }
+
+    /// Submits `documents` as the texts the endpoints hand over.
+    async fn submit_values(ingest: &Ingest, documents: Vec<Value>) -> Result<Report, IngestError> {
+        let texts: Vec<Box<RawValue>> = documents
+            .iter()
+            .map(|d| serde_json::value::to_raw_value(d).unwrap())
+            .collect();
+        let refs: Vec<&RawValue> = texts.iter().map(AsRef::as_ref).collect();
+        ingest.submit(&refs).await
     }
 
     /// A minimal segment.
@@ -384,8 +396,9 @@ mod tests {
     #[tokio::test]
     async fn rejects_individually() {
         let (ingest, mut rx, metrics) = ingest(10);
-        let report = ingest
-            .submit(vec![
+        let report = submit_values(
+            &ingest,
+            vec![
                 segment(
                     "70de5b6f19ff9a0a",
                     "1-5f8e1a2b-0123456789abcdef01234567",
@@ -399,9 +412,10 @@ mod tests {
                     "1-5f8e1a2b-0123456789abcdef01234567",
                     1.6e9,
                 ),
-            ])
-            .await
-            .unwrap();
+            ],
+        )
+        .await
+        .unwrap();
         assert_eq!(report.accepted, 2);
         let indexes: Vec<usize> = report.rejected.iter().map(|r| r.index).collect();
         assert_eq!(indexes, [1, 2, 3]);
@@ -418,21 +432,25 @@ mod tests {
     async fn foreign_ids_share_the_first_epoch() {
         let (ingest, mut rx, metrics) = ingest(10);
         let raw = "4bf92f3577b34da6a3ce929d0e0e4736";
-        ingest
-            .submit(vec![segment("70de5b6f19ff9a0a", raw, 1_600_000_000.9)])
-            .await
-            .unwrap();
-        ingest
-            .submit(vec![
+        submit_values(
+            &ingest,
+            vec![segment("70de5b6f19ff9a0a", raw, 1_600_000_000.9)],
+        )
+        .await
+        .unwrap();
+        submit_values(
+            &ingest,
+            vec![
                 segment("70de5b6f19ff9a0b", raw, 1_600_000_042.0),
                 segment(
                     "70de5b6f19ff9a0c",
                     "00000000000000000123456789abcdef",
                     1_600_000_100.0,
                 ),
-            ])
-            .await
-            .unwrap();
+            ],
+        )
+        .await
+        .unwrap();
         let docs = drain(&mut rx);
         let expected = format!("1-{:08x}-{}", 1_600_000_000u32, &raw[8..]);
         assert_eq!(docs[0]["trace_id"], expected);
@@ -456,22 +474,25 @@ mod tests {
                 1.6e9,
             )
         };
-        assert_eq!(ingest.submit(vec![doc(1)]).await.unwrap().accepted, 1);
+        assert_eq!(
+            submit_values(&ingest, vec![doc(1)]).await.unwrap().accepted,
+            1
+        );
         assert!(matches!(
-            ingest.submit(vec![doc(2), doc(3)]).await,
+            submit_values(&ingest, vec![doc(2), doc(3)]).await,
             Err(IngestError::QueueFull { needed: 2, free: 1 })
         ));
         assert!(matches!(
-            ingest.submit(vec![doc(4), doc(5), doc(6)]).await,
+            submit_values(&ingest, vec![doc(4), doc(5), doc(6)]).await,
             Err(IngestError::BatchLargerThanQueue { .. })
         ));
         ingest.start_draining();
         assert!(matches!(
-            ingest.submit(vec![doc(7)]).await,
+            submit_values(&ingest, vec![doc(7)]).await,
             Err(IngestError::Draining)
         ));
         // Invalid-only batches still get their report.
-        let report = ingest.submit(vec![json!(1)]).await.unwrap();
+        let report = submit_values(&ingest, vec![json!(1)]).await.unwrap();
         assert_eq!(report.rejected.len(), 1);
     }
 
@@ -535,8 +556,9 @@ mod tests {
         let start = now();
         let epoch = epoch_of(start);
         let in_window = format!("1-{epoch:08x}-0123456789abcdef01234567");
-        ingest
-            .submit(vec![
+        submit_values(
+            &ingest,
+            vec![
                 // A 64-bit B3 id as the filter sends it, and as an SDK app reports it.
                 segment(
                     "70de5b6f19ff9a01",
@@ -560,9 +582,10 @@ mod tests {
                     start + 7.0,
                 ),
                 segment("70de5b6f19ff9a05", &in_window, start - 5.0),
-            ])
-            .await
-            .unwrap();
+            ],
+        )
+        .await
+        .unwrap();
         let ids: std::collections::HashMap<String, String> = drain(&mut rx)
             .into_iter()
             .map(|d| {
@@ -592,8 +615,9 @@ mod tests {
             .unwrap()
             .with_foreign_ids(ForeignIds::Passthrough);
         let start = now();
-        let report = ingest
-            .submit(vec![
+        let report = submit_values(
+            &ingest,
+            vec![
                 segment(
                     "70de5b6f19ff9a01",
                     "0000000000000000463ac35c9f6413ad",
@@ -609,9 +633,10 @@ mod tests {
                     "4bf92f3577b34da6a3ce929d0e0e4736",
                     start,
                 ),
-            ])
-            .await
-            .unwrap();
+            ],
+        )
+        .await
+        .unwrap();
         assert_eq!(report.accepted, 3);
         let ids: Vec<String> = drain(&mut rx)
             .iter()
@@ -640,16 +665,18 @@ mod tests {
         let submit = tokio::spawn({
             let ingest = Arc::clone(&ingest);
             async move {
-                ingest
-                    .submit(vec![
+                submit_values(
+                    &ingest,
+                    vec![
                         segment(
                             "70de5b6f19ff9a01",
                             "4bf92f3577b34da6a3ce929d0e0e4736",
                             start,
                         ),
                         segment("70de5b6f19ff9a02", &xray, start),
-                    ])
-                    .await
+                    ],
+                )
+                .await
             }
         });
         let first = rx.recv().await.unwrap();
@@ -672,14 +699,16 @@ mod tests {
     async fn a_failing_cache_never_refuses() {
         let (ingest, mut rx, metrics, cache) = scripted_ingest(true);
         cache.release.add_permits(1);
-        let report = ingest
-            .submit(vec![segment(
+        let report = submit_values(
+            &ingest,
+            vec![segment(
                 "70de5b6f19ff9a01",
                 "4bf92f3577b34da6a3ce929d0e0e4736",
                 1_600_000_000.5,
-            )])
-            .await
-            .unwrap();
+            )],
+        )
+        .await
+        .unwrap();
         assert_eq!(report.accepted, 1);
         assert_eq!(
             drain(&mut rx)[0]["trace_id"],

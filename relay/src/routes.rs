@@ -2,7 +2,9 @@
 //! (OTLP; both in [`crate::spans::endpoints`]), `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! Status codes of `POST /v1/segments`: 200 with `{"accepted":N,"rejected":[…]}` (bad
-//! documents are listed, the others queued); 400 when the body is not a JSON array; 413
+//! documents are listed, the others queued — a document nested deeper than
+//! [`MAX_NESTING_DEPTH`](meshray_core::limits::MAX_NESTING_DEPTH) is such a document);
+//! 400 when the body is not a JSON array; 413
 //! when it exceeds the configured limit; 429 (queue full) or 503 (shutting down, epoch
 //! cache down) with `Retry-After`. Every other answer is `{"error":"…"}`.
 
@@ -15,7 +17,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::body::BodyError;
 use crate::ingest::{Ingest, IngestError};
@@ -74,17 +78,17 @@ async fn post_segments(
             .endpoint_rejected(endpoint::SEGMENTS, refuse::MALFORMED, 1);
         error(StatusCode::BAD_REQUEST, message)
     };
-    let documents = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Array(documents)) => documents,
-        Ok(_) => {
-            return malformed(
-                "the body must be a JSON array of X-Ray segment documents".to_owned(),
-            );
-        }
-        Err(e) => return malformed(format!("the body is not valid JSON: {e}")),
+    // Each document is kept as its text, borrowed from the body; only what is checked
+    // is parsed (ingest).
+    // The body is read without a depth limit (each document's text is skipped over
+    // without recursion, in memory bounded by the body); a document nested too deep is
+    // refused on its own by validation.
+    let documents = match serde_json::from_slice::<Vec<&RawValue>>(&bytes) {
+        Ok(documents) => documents,
+        Err(e) => return malformed(body_fault(&bytes, &e)),
     };
     let count = documents.len();
-    match state.ingest.submit(documents).await {
+    match state.ingest.submit(&documents).await {
         Ok(report) => {
             state.metrics.endpoint_received(endpoint::SEGMENTS, count);
             state.metrics.endpoint_rejected(
@@ -102,6 +106,21 @@ async fn post_segments(
             let (status, retry_after) = refusal(&e);
             with_retry_after(error(status, e.to_string()), retry_after)
         }
+    }
+}
+
+/// Why a `/v1/segments` body could not be read as an array of documents: not JSON (a
+/// syntax fault, such as invalid UTF-8 in a string, or an early end), or JSON of
+/// another shape.
+fn body_fault(bytes: &[u8], error: &serde_json::Error) -> String {
+    let not_json = |e: &serde_json::Error| format!("the body is not valid JSON: {e}");
+    if !error.is_data() {
+        return not_json(error);
+    }
+    // Refused for its shape, perhaps before the parser saw the rest: is the rest JSON?
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Ok(_) => "the body must be a JSON array of X-Ray segment documents".to_owned(),
+        Err(e) => not_json(&e),
     }
 }
 

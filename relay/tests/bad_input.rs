@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{Relay, read_lines, segment, test_config};
 use hyper::http::Method;
 use meshray_relay::{Config, SinkKind};
-use meshray_test_support::http::request;
+use meshray_test_support::http::{HttpResponse, request};
 use meshray_test_support::ids::{new_xray_trace_id, now_secs};
 use meshray_test_support::run_dir::RunDir;
 use serde_json::{Value, json};
@@ -64,28 +64,43 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<St
 
 /// Deep JSON, invalid UTF-8 and wrong ids: 400 for a body that cannot be read, and
 /// per-document reasons for documents that can — the good ones in the same batch
-/// are delivered.
+/// are delivered. A document nested deeper than the relay's limit is such a document:
+/// refused on its own, for its depth, without sinking its batch (or the relay's stack).
 #[tokio::test]
 async fn malformed_bodies_and_documents_get_clear_errors() {
     let dir = RunDir::new("bad-input-bodies").unwrap();
     let relay = file_relay(&dir, test_config()).await;
+    let too_deep = |answer: &HttpResponse, index: u64| {
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let report = answer.json().unwrap();
+        assert_eq!(report["accepted"], 1, "{report}");
+        let rejected = report["rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), 1, "{report}");
+        assert_eq!(rejected[0]["index"], index, "{report}");
+        assert!(
+            error_of(&rejected[0])
+                .contains("more than 100 levels deep (the relay's nesting limit)"),
+            "{report}"
+        );
+    };
 
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_trace = new_xray_trace_id();
+    let deep_good = segment("details", &deep_trace, now_secs());
+    let deep = format!(
+        "[{deep_good},{}{}]",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let answer = request(relay.addr, Method::POST, "/v1/segments", deep.as_bytes())
         .await
         .unwrap();
-    assert_eq!(answer.status, 400);
-    assert!(
-        error_of(&answer.json().unwrap()).contains("recursion limit"),
-        "{}",
-        answer.text()
-    );
+    too_deep(&answer, 1);
 
     let mut deep_document = String::from(r#"[{"name":"x","metadata":"#);
     deep_document.push_str(&r#"{"a":"#.repeat(10_000));
     deep_document.push('1');
     deep_document.push_str(&"}".repeat(10_000));
-    deep_document.push_str("}]");
+    deep_document.push_str(&format!("}},{deep_good}]"));
     let answer = request(
         relay.addr,
         Method::POST,
@@ -94,7 +109,7 @@ async fn malformed_bodies_and_documents_get_clear_errors() {
     )
     .await
     .unwrap();
-    assert_eq!(answer.status, 400, "{}", answer.text());
+    too_deep(&answer, 0);
 
     let mut invalid_utf8 = br#"[{"name":"caf"#.to_vec();
     invalid_utf8.extend_from_slice(&[0xff, 0xfe]);
@@ -140,10 +155,18 @@ async fn malformed_bodies_and_documents_get_clear_errors() {
     let written = read_lines(&dir.path().join("out.jsonl"));
     assert_eq!(
         written.len(),
-        2,
-        "the good document of the bad batch and the last one"
+        4,
+        "the good document of each of the three bad batches and the last one"
     );
     assert!(written.iter().any(|d| d["id"] == good["id"]));
+    assert_eq!(
+        written
+            .iter()
+            .filter(|d| d["id"] == deep_good["id"])
+            .count(),
+        2,
+        "the good document next to each too-deep one"
+    );
 }
 
 /// 10,000 documents in one batch: taken whole when the queue has room; refused whole

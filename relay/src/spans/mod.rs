@@ -27,7 +27,7 @@ pub mod zipkin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ingest::{Ingest, IngestError};
 use model::{DecodedSpans, SpanRejection};
@@ -55,7 +55,8 @@ pub async fn submit(ingest: &Ingest, decoded: DecodedSpans) -> Result<SpanReport
     let report = if documents.is_empty() {
         crate::ingest::Report::default()
     } else {
-        ingest.submit(documents).await?
+        let documents: Vec<&RawValue> = documents.iter().map(AsRef::as_ref).collect();
+        ingest.submit(&documents).await?
     };
     for rejection in report.rejected {
         rejected.push(SpanRejection {
@@ -75,8 +76,8 @@ pub async fn submit(ingest: &Ingest, decoded: DecodedSpans) -> Result<SpanReport
 
 /// Documents made from a request's spans.
 struct Mapped {
-    /// One per span that decoded.
-    documents: Vec<Value>,
+    /// One per span that decoded: its X-Ray document's text.
+    documents: Vec<Box<RawValue>>,
     /// The request index of the span each document came from.
     span_index: Vec<usize>,
     /// Spans refused so far.
@@ -98,7 +99,7 @@ fn map_all(decoded: DecodedSpans, now: u64) -> Mapped {
         while taken.next_if(|&index| index == next).is_some() {
             next += 1;
         }
-        match serde_json::to_value(mapping::to_document(span, now)) {
+        match serde_json::value::to_raw_value(&mapping::to_document(span, now)) {
             Ok(document) => {
                 mapped.documents.push(document);
                 mapped.span_index.push(next);

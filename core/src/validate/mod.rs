@@ -6,13 +6,24 @@
 //! What X-Ray would reject but can be mended without losing meaning is mended:
 //! names are sanitised and truncated, annotation keys made legal, HTTP strings
 //! truncated. The serialised result must fit in [`MAX_DOCUMENT_BYTES`].
+//!
+//! Two ways in: [`validate_json`] takes a document's text, as the relay receives it, and
+//! keeps that text when nothing needs mending ([`raw`], the fast path: only the checked
+//! fields are parsed); [`validate_document`] takes a parsed tree and serialises it when
+//! sent. Both give the same verdict and the same error for the same document.
 
+use std::ops::Range;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+pub mod nesting;
+pub mod raw;
 
 use crate::ids::{SpanId, TraceId, XrayTraceId};
 use crate::limits::{
-    MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS, is_valid_annotation_key,
-    sanitize_annotation_key, sanitize_name, truncate_chars,
+    MAX_ANNOTATION_VALUE_CHARS, MAX_DOCUMENT_BYTES, MAX_HTTP_FIELD_CHARS, MAX_NESTING_DEPTH,
+    is_valid_annotation_key, sanitize_annotation_key, sanitize_name, truncate_chars,
 };
 
 /// Why a document was rejected. The message names the field and what to fix.
@@ -56,6 +67,14 @@ pub enum DocumentError {
     /// `type` is present but not `subsegment`, or a subsegment lacks `parent_id`.
     #[error("field `type` must be \"subsegment\" (with a `parent_id`) when present")]
     Type,
+    /// The document is not JSON.
+    #[error("document is not valid JSON: {0}")]
+    NotJson(String),
+    /// The document nests objects and arrays deeper than [`MAX_NESTING_DEPTH`].
+    #[error(
+        "document nests objects and arrays more than {MAX_NESTING_DEPTH} levels deep (the relay's nesting limit); flatten its metadata or subsegments"
+    )]
+    TooDeep,
     /// The document is larger than X-Ray accepts.
     #[error("document is {bytes} bytes, more than X-Ray's limit of {MAX_DOCUMENT_BYTES}")]
     TooLarge {
@@ -76,12 +95,28 @@ pub enum DocumentTrace {
 /// A document that passed validation, ready to be sent once its trace id is an X-Ray id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidDocument {
-    /// The document (sanitised).
-    json: Map<String, Value>,
+    /// The document.
+    body: Body,
     /// Its trace.
     trace: DocumentTrace,
     /// Its `start_time` in epoch seconds.
     start_time: f64,
+}
+
+/// A valid document's JSON.
+#[derive(Debug, Clone, PartialEq)]
+enum Body {
+    /// The text as received; only the trace id is ever rewritten, in place.
+    Text {
+        /// The JSON text.
+        json: String,
+        /// Where the `trace_id` value (with its quotes) lies in `json`.
+        trace_id: Range<usize>,
+        /// Where the `id` value (without quotes) lies in `json`.
+        id: Range<usize>,
+    },
+    /// A mended document, serialised when it is sent.
+    Tree(Map<String, Value>),
 }
 
 impl ValidDocument {
@@ -97,27 +132,45 @@ impl ValidDocument {
 
     /// `id`.
     pub fn id(&self) -> &str {
-        self.json
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        match &self.body {
+            Body::Text { json, id, .. } => json.get(id.clone()).unwrap_or_default(),
+            Body::Tree(json) => json.get("id").and_then(Value::as_str).unwrap_or_default(),
+        }
     }
 
-    /// The document as JSON.
-    pub fn json(&self) -> &Map<String, Value> {
-        &self.json
+    /// Whether the document goes out as the text it came as (no mending was needed).
+    pub fn is_unchanged_text(&self) -> bool {
+        matches!(self.body, Body::Text { .. })
     }
 
-    /// Replaces the trace id, after the relay resolved a foreign id's epoch.
-    pub fn set_trace_id(&mut self, id: &XrayTraceId) {
-        self.trace = DocumentTrace::Xray(*id);
-        self.json
-            .insert("trace_id".to_owned(), Value::String(id.to_string()));
+    /// Replaces the trace id, after the relay resolved a foreign id's epoch: in place in
+    /// the text, or in the tree.
+    pub fn set_trace_id(&mut self, new: &XrayTraceId) {
+        self.trace = DocumentTrace::Xray(*new);
+        match &mut self.body {
+            Body::Text { json, trace_id, id } => {
+                let quoted = format!("\"{new}\"");
+                json.replace_range(trace_id.clone(), &quoted);
+                let old_len = trace_id.len();
+                if id.start > trace_id.start {
+                    // The id follows the trace id: it moved with the new length.
+                    let shift = |at: usize| (at + quoted.len()).saturating_sub(old_len);
+                    *id = shift(id.start)..shift(id.end);
+                }
+                *trace_id = trace_id.start..trace_id.start + quoted.len();
+            }
+            Body::Tree(json) => {
+                json.insert("trace_id".to_owned(), Value::String(new.to_string()));
+            }
+        }
     }
 
     /// The JSON text to send to X-Ray, consuming the document (no copy of it is made).
     pub fn into_json_string(self) -> String {
-        Value::Object(self.json).to_string()
+        match self.body {
+            Body::Text { json, .. } => json,
+            Body::Tree(json) => Value::Object(json).to_string(),
+        }
     }
 }
 
@@ -134,11 +187,43 @@ pub fn parse_trace_id(text: &str) -> Result<DocumentTrace, DocumentError> {
         .map_err(|_| DocumentError::TraceId(truncate_chars(text, 80).to_owned()))
 }
 
+/// Validates one document given as its JSON text (an element of a request's array),
+/// keeping the text when nothing needs mending; otherwise as [`validate_document`].
+///
+/// # Errors
+/// The first [`DocumentError`] found: [`DocumentError::TooDeep`] before any other, so
+/// that no parse follows a document deeper than [`MAX_NESTING_DEPTH`];
+/// [`DocumentError::NotJson`] for text the tree parser refuses.
+pub fn validate_json(document: &RawValue) -> Result<ValidDocument, DocumentError> {
+    let text = document.get();
+    if nesting::text_nests_deeper_than(text, MAX_NESTING_DEPTH) {
+        return Err(DocumentError::TooDeep);
+    }
+    if let Some(checked) = raw::check(text) {
+        return Ok(ValidDocument {
+            body: Body::Text {
+                json: text.to_owned(),
+                trace_id: checked.trace_id,
+                id: checked.id,
+            },
+            trace: checked.trace,
+            start_time: checked.start_time,
+        });
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| DocumentError::NotJson(e.to_string()))?;
+    validate_document(value)
+}
+
 /// Validates and mends one document.
 ///
 /// # Errors
-/// The first [`DocumentError`] found.
+/// The first [`DocumentError`] found ([`DocumentError::TooDeep`] before any other, as
+/// [`validate_json`]).
 pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
+    if nesting::value_nests_deeper_than(&value, MAX_NESTING_DEPTH) {
+        return Err(DocumentError::TooDeep);
+    }
     let Value::Object(mut json) = value else {
         return Err(DocumentError::NotAnObject);
     };
@@ -155,7 +240,7 @@ pub fn validate_document(value: Value) -> Result<ValidDocument, DocumentError> {
         return Err(DocumentError::TooLarge { bytes });
     }
     Ok(ValidDocument {
-        json,
+        body: Body::Tree(json),
         trace,
         start_time,
     })
@@ -317,6 +402,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A tree-path document's map.
+    fn tree(doc: &ValidDocument) -> &Map<String, Value> {
+        match &doc.body {
+            Body::Tree(json) => json,
+            Body::Text { .. } => panic!("not a tree"),
+        }
+    }
+
     fn good() -> Value {
         json!({
             "name": "reviews",
@@ -343,10 +436,7 @@ mod tests {
             panic!()
         };
         doc.set_trace_id(&raw.with_epoch(0x581c_f771));
-        assert_eq!(
-            doc.json()["trace_id"],
-            "1-581cf771-00000000463ac35c9f6413ad"
-        );
+        assert_eq!(sent(doc)["trace_id"], "1-581cf771-00000000463ac35c9f6413ad");
     }
 
     #[test]
@@ -412,8 +502,7 @@ mod tests {
         v["name"] = json!("bad|name");
         v["annotations"] = json!({"a-b": "x", "ok": 1, "nested": {"no": 1}});
         v["http"] = json!({"request": {"url": "u".repeat(300)}});
-        let doc = validate_document(v).unwrap();
-        let json = doc.json();
+        let json = sent(validate_document(v).unwrap());
         assert_eq!(json["name"], "badname");
         assert_eq!(json["annotations"], json!({"a_b": "x", "ok": 1}));
         assert_eq!(
@@ -429,15 +518,15 @@ mod tests {
         let mut v = good();
         v["metadata"] = json!({"text": "é\"\\\n\u{1}", "n": [1.5, -2, 1e300]});
         let doc = validate_document(v).unwrap();
-        let counted = serialized_len(doc.json());
+        let counted = serialized_len(tree(&doc));
         assert_eq!(counted, doc.into_json_string().len());
 
-        let base = serialized_len(validate_document(good()).unwrap().json());
+        let base = serialized_len(tree(&validate_document(good()).unwrap()));
         let padding = r#","metadata":{"p":""}"#.len();
         let mut exact = good();
         exact["metadata"] = json!({"p": "x".repeat(MAX_DOCUMENT_BYTES - base - padding)});
         let doc = validate_document(exact.clone()).unwrap();
-        assert_eq!(serialized_len(doc.json()), MAX_DOCUMENT_BYTES);
+        assert_eq!(serialized_len(tree(&doc)), MAX_DOCUMENT_BYTES);
         exact["metadata"]["p"] = json!("x".repeat(MAX_DOCUMENT_BYTES - base - padding + 1));
         assert_eq!(
             validate_document(exact).unwrap_err(),
@@ -445,5 +534,173 @@ mod tests {
                 bytes: MAX_DOCUMENT_BYTES + 1
             }
         );
+    }
+
+    /// The document of `text` through the fast path (must be taken) and the tree path.
+    fn both_paths(
+        text: &str,
+    ) -> (
+        Result<ValidDocument, DocumentError>,
+        Result<ValidDocument, DocumentError>,
+    ) {
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let value: Value = serde_json::from_str(text).unwrap();
+        (validate_json(&raw), validate_document(value))
+    }
+
+    /// `levels` objects nested in one another (`{"a":{"a":1}}` is 2).
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    /// `levels` arrays nested in one another, as text.
+    fn nested_arrays(levels: usize) -> String {
+        format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    /// A document nested far deeper than any parser follows is refused for its depth,
+    /// on its text, without recursion (the tree path could not even parse it).
+    #[test]
+    fn a_document_nested_ten_thousand_deep_is_too_deep() {
+        let mut text = good().to_string();
+        text.truncate(text.len() - 1);
+        text.push_str(&format!(
+            r#","metadata":{}1{}}}"#,
+            r#"{"a":"#.repeat(10_000),
+            "}".repeat(10_000)
+        ));
+        let raw: Box<RawValue> = serde_json::from_str(&text).unwrap();
+        assert_eq!(validate_json(&raw).unwrap_err(), DocumentError::TooDeep);
+        assert!(serde_json::from_str::<Value>(&text).is_err());
+        let raw: Box<RawValue> = serde_json::from_str(&nested_arrays(100_000)).unwrap();
+        assert_eq!(validate_json(&raw).unwrap_err(), DocumentError::TooDeep);
+        assert!(
+            DocumentError::TooDeep
+                .to_string()
+                .contains(&format!("more than {MAX_NESTING_DEPTH} levels deep"))
+        );
+    }
+
+    /// The JSON a valid document sends, parsed.
+    fn sent(doc: ValidDocument) -> Value {
+        serde_json::from_str(&doc.into_json_string()).unwrap()
+    }
+
+    /// Both ways in give the same verdict, the same error and the same document, for
+    /// documents the fast path keeps and for those it hands to the tree path.
+    #[test]
+    fn text_and_tree_paths_agree() {
+        let base = good();
+        let with = |patch: Value| {
+            let mut v = base.clone();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            v.to_string()
+        };
+        let sub = json!({"name": "ratings", "id": "70de5b6f19ff9a0b", "start_time": 1.478293361272e9, "end_time": 1.478293361300e9, "namespace": "remote"});
+        let cases: Vec<(String, bool)> = vec![
+            // (document, kept as text)
+            (base.to_string(), true),
+            (with(json!({"trace_id": "0000000000000000463ac35c9f6413ad"})), true),
+            (with(json!({"subsegments": [sub.clone(), sub.clone()]})), true),
+            (with(json!({"type": "subsegment", "parent_id": "70de5b6f19ff9a0c"})), true),
+            (with(json!({"in_progress": true, "end_time": null})), false),
+            (r#"{"name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.5,"in_progress":true}"#.to_owned(), true),
+            (with(json!({"http": {"request": {"url": "u".repeat(250), "method": 5}}, "annotations": {"a_b": "x", "n": 1, "t": true}})), true),
+            (with(json!({"annotations": {"k": "v".repeat(1000)}, "name": "é ünïcode"})), true),
+            // Mended: only the tree path changes documents.
+            (with(json!({"name": "bad|name"})), false),
+            (with(json!({"http": {"request": {"url": "u".repeat(251)}}})), false),
+            (with(json!({"annotations": {"a-b": "x"}})), false),
+            (with(json!({"annotations": {"k": null}})), false),
+            (with(json!({"annotations": {"k": "v".repeat(1001)}})), false),
+            (with(json!({"subsegments": [{"name": "b|c", "id": "70de5b6f19ff9a0b", "start_time": 2.0, "end_time": 3.0}]})), false),
+            // Refused, with the tree path's error.
+            (with(json!({"id": "xyz"})), false),
+            (with(json!({"id": null})), false),
+            (with(json!({"parent_id": 7})), false),
+            (with(json!({"trace_id": "1-abc"})), false),
+            (with(json!({"end_time": 1.0})), false),
+            (with(json!({"start_time": -1.0})), false),
+            (with(json!({"type": "segment"})), false),
+            (with(json!({"type": "subsegment"})), false),
+            (with(json!({"annotations": [1]})), false),
+            (with(json!({"subsegments": {"a": 1}})), false),
+            (with(json!({"subsegments": [1]})), false),
+            (with(json!({"subsegments": [{"name": "x", "id": "1", "start_time": 1.0, "end_time": 2.0}]})), false),
+            (with(json!({"metadata": {"big": "x".repeat(70_000)}})), false),
+            ("[1]".to_owned(), false),
+            ("\"text\"".to_owned(), false),
+            // At the nesting limit (the document itself is level 1), and one past it.
+            (with(json!({"metadata": nested(MAX_NESTING_DEPTH - 1)})), true),
+            (with(json!({"metadata": nested(MAX_NESTING_DEPTH)})), false),
+            (nested_arrays(MAX_NESTING_DEPTH + 1), false),
+        ];
+        for (text, kept) in cases {
+            let (fast, tree) = both_paths(&text);
+            match (fast, tree) {
+                (Ok(fast), Ok(tree)) => {
+                    assert_eq!(fast.is_unchanged_text(), kept, "{text}");
+                    assert_eq!(fast.id(), tree.id(), "{text}");
+                    assert_eq!(fast.trace(), tree.trace(), "{text}");
+                    assert_eq!(
+                        fast.start_time().to_bits(),
+                        tree.start_time().to_bits(),
+                        "{text}"
+                    );
+                    assert_eq!(sent(fast), sent(tree), "{text}");
+                }
+                (Err(fast), Err(tree)) => {
+                    assert!(!kept, "{text}");
+                    assert_eq!(fast, tree, "{text}");
+                }
+                (fast, tree) => panic!("the paths disagree on {text}: {fast:?} vs {tree:?}"),
+            }
+        }
+    }
+
+    /// A kept document leaves byte for byte as it came (number forms, escapes, key order),
+    /// but for its trace id, rewritten in place; `id` still reads right after the rewrite.
+    #[test]
+    fn kept_text_is_sent_unchanged_but_for_the_trace_id() {
+        let text = r#"{"trace_id":"0000000000000000463ac35c9f6413ad", "name":"re\u0076iews","start_time":1.50e9,"end_time":1500000000.250,"id":"70de5b6f19ff9a0a","metadata":{"z":1,"a":"\u00e9"}}"#;
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let mut doc = validate_json(&raw).unwrap();
+        assert!(doc.is_unchanged_text());
+        assert_eq!(doc.id(), "70de5b6f19ff9a0a");
+        let DocumentTrace::Foreign(foreign) = *doc.trace() else {
+            panic!("{:?}", doc.trace())
+        };
+        doc.set_trace_id(&foreign.with_epoch(0x581c_f771));
+        assert_eq!(doc.id(), "70de5b6f19ff9a0a");
+        assert_eq!(
+            doc.into_json_string(),
+            text.replace(
+                "0000000000000000463ac35c9f6413ad",
+                "1-581cf771-00000000463ac35c9f6413ad"
+            )
+        );
+    }
+
+    /// A document written over several lines, or larger than the limit as written but not
+    /// compact, goes out compact, on one line.
+    #[test]
+    fn spread_or_padded_documents_go_out_compact() {
+        let pretty = serde_json::to_string_pretty(&good()).unwrap();
+        let raw: Box<RawValue> = serde_json::from_str(&pretty).unwrap();
+        let doc = validate_json(&raw).unwrap();
+        assert!(!doc.is_unchanged_text());
+        assert_eq!(doc.into_json_string(), good().to_string());
+
+        let mut v = good();
+        v["metadata"] = json!({"p": "x".repeat(60_000)});
+        let padded = v
+            .to_string()
+            .replace(",", &format!(",{}", " ".repeat(2_000)));
+        assert!(padded.len() > MAX_DOCUMENT_BYTES);
+        let raw: Box<RawValue> = serde_json::from_str(&padded).unwrap();
+        let doc = validate_json(&raw).unwrap();
+        assert_eq!(doc.into_json_string(), v.to_string());
     }
 }
