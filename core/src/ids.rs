@@ -212,6 +212,20 @@ impl fmt::Display for XrayTraceId {
 /// (what `{:0digits$x}` writes, without the formatting machinery: ids are
 /// written several times per request in the filter).
 pub fn push_hex(out: &mut String, value: u128, digits: usize) {
+    let (text, digits) = hex_digits(value, digits);
+    if let Ok(hex) = std::str::from_utf8(&text[..digits]) {
+        out.push_str(hex);
+    }
+}
+
+/// [`push_hex`] into bytes (the filter writes its documents' ids straight into JSON).
+pub fn write_hex(out: &mut Vec<u8>, value: u128, digits: usize) {
+    let (text, digits) = hex_digits(value, digits);
+    out.extend_from_slice(&text[..digits]);
+}
+
+/// The low `digits` (at most 32) hex digits of `value`, and how many there are.
+fn hex_digits(value: u128, digits: usize) -> ([u8; 32], usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digits = digits.min(32);
     let mut text = [0u8; 32];
@@ -219,9 +233,7 @@ pub fn push_hex(out: &mut String, value: u128, digits: usize) {
         let shift = 4 * (digits - 1 - i);
         *slot = HEX[((value >> shift) & 0xf) as usize];
     }
-    if let Ok(hex) = std::str::from_utf8(&text[..digits]) {
-        out.push_str(hex);
-    }
+    (text, digits)
 }
 
 impl FromStr for XrayTraceId {
@@ -339,6 +351,9 @@ mod tests {
                     format!("{:0digits$x}", value & mask),
                     "{value:x} {digits}"
                 );
+                let mut bytes = b"id:".to_vec();
+                write_hex(&mut bytes, value, digits);
+                assert_eq!(bytes, format!("id:{out}").into_bytes());
             }
         }
         let span = SpanId::new(0x00f0_67aa_0ba9_02b7).unwrap();

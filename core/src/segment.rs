@@ -8,9 +8,11 @@
 //!
 //! Documents are written straight from these structs by a hand-built writer
 //! ([`Document::write_json`], [`crate::json_writer`]: no `serde_json::Value` tree and
-//! no serde serialiser on the filter's hot path; the serde derives remain for
-//! reading documents back) and kept under [`MAX_DOCUMENT_BYTES`] by
-//! [`Document::to_json_within_limit`].
+//! no serde serialiser; the serde derives remain for reading documents back) and
+//! kept under [`MAX_DOCUMENT_BYTES`] by [`Document::to_json_within_limit`]. The
+//! filter does not build this model per request: it writes the same bytes
+//! straight from what it knows (`tracer::writer` of meshray-filter, tested
+//! against this model).
 
 use std::collections::BTreeMap;
 
@@ -265,14 +267,7 @@ impl Document {
 
     /// Sets `http.request`, truncating each field to X-Ray's limit.
     pub fn with_http_request(mut self, mut request: HttpRequest) -> Self {
-        for field in [
-            &mut request.method,
-            &mut request.url,
-            &mut request.user_agent,
-            &mut request.client_ip,
-        ] {
-            truncate_field(field, MAX_HTTP_FIELD_CHARS);
-        }
+        request.truncate_to_limit();
         self.http.get_or_insert_with(Http::default).request = Some(request);
         self
     }
@@ -522,30 +517,55 @@ impl Document {
     }
 }
 
+impl HttpRequest {
+    /// Cuts each string field to X-Ray's limit, [`MAX_HTTP_FIELD_CHARS`] characters.
+    pub fn truncate_to_limit(&mut self) {
+        for field in [
+            &mut self.method,
+            &mut self.url,
+            &mut self.user_agent,
+            &mut self.client_ip,
+        ] {
+            truncate_field(field, MAX_HTTP_FIELD_CHARS);
+        }
+    }
+}
+
 impl Http {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut http = Object::open(out);
-        if let Some(request) = &self.request {
-            let mut block = Object::open(http.key("request"));
-            block.optional_string("method", request.method.as_deref());
-            block.optional_string("url", request.url.as_deref());
-            block.optional_string("user_agent", request.user_agent.as_deref());
-            block.optional_string("client_ip", request.client_ip.as_deref());
-            block.flag("x_forwarded_for", request.x_forwarded_for);
-            block.close();
-        }
-        if let Some(response) = &self.response {
-            let mut block = Object::open(http.key("response"));
-            if let Some(status) = response.status {
-                json_writer::unsigned(block.key("status"), u64::from(status));
-            }
-            if let Some(length) = response.content_length {
-                json_writer::unsigned(block.key("content_length"), length);
-            }
-            block.close();
-        }
-        http.close();
+        write_http_json(out, self.request.as_ref(), self.response.as_ref());
     }
+}
+
+/// Appends an `http` block made of `request` and `response`, as a [`Document`]
+/// writes its [`Http`] (the filter writes the documents of plain requests
+/// without building a [`Document`]).
+pub fn write_http_json(
+    out: &mut Vec<u8>,
+    request: Option<&HttpRequest>,
+    response: Option<&HttpResponse>,
+) {
+    let mut http = Object::open(out);
+    if let Some(request) = request {
+        let mut block = Object::open(http.key("request"));
+        block.optional_string("method", request.method.as_deref());
+        block.optional_string("url", request.url.as_deref());
+        block.optional_string("user_agent", request.user_agent.as_deref());
+        block.optional_string("client_ip", request.client_ip.as_deref());
+        block.flag("x_forwarded_for", request.x_forwarded_for);
+        block.close();
+    }
+    if let Some(response) = response {
+        let mut block = Object::open(http.key("response"));
+        if let Some(status) = response.status {
+            json_writer::unsigned(block.key("status"), u64::from(status));
+        }
+        if let Some(length) = response.content_length {
+            json_writer::unsigned(block.key("content_length"), length);
+        }
+        block.close();
+    }
+    http.close();
 }
 
 impl Cause {

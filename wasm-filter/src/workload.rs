@@ -3,6 +3,7 @@
 use crate::config::FilterConfig;
 use crate::host::{Host, property_string};
 use crate::links::LinkKey;
+use crate::tracer::SegmentJson;
 
 /// Istio's canonical service label.
 pub const LABEL_CANONICAL_NAME: &str = "service.istio.io/canonical-name";
@@ -35,6 +36,9 @@ pub struct Workload {
     pub is_gateway: bool,
     /// The key of this pod's self-identifying segment ids (from the node id).
     pub link_key: LinkKey,
+    /// The members of this workload's segments that no request changes, as
+    /// JSON, written once here (built from the fields above by [`Workload::read`]).
+    pub(crate) segment_json: SegmentJson,
 }
 
 impl Workload {
@@ -75,7 +79,7 @@ impl Workload {
             .or(workload_name.as_deref())
             .map(LinkKey::from_node_id)
             .unwrap_or_default();
-        Self {
+        let mut workload = Self {
             service: config
                 .service_name_format
                 .render(&service, namespace.as_deref()),
@@ -90,7 +94,10 @@ impl Workload {
                 .as_deref()
                 .is_some_and(|id| id.starts_with("router~")),
             link_key,
-        }
+            segment_json: SegmentJson::default(),
+        };
+        workload.segment_json = SegmentJson::of(&workload);
+        workload
     }
 }
 

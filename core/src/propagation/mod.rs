@@ -149,22 +149,43 @@ impl PropagationHeaders {
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut headers = Self::default();
         for (name, value) in pairs {
-            let slot = match name {
-                X_AMZN_TRACE_ID => &mut headers.xray,
-                TRACEPARENT => &mut headers.traceparent,
-                B3 => &mut headers.b3,
-                X_B3_TRACEID => &mut headers.b3_trace_id,
-                X_B3_SPANID => &mut headers.b3_span_id,
-                X_B3_SAMPLED => &mut headers.b3_sampled,
-                X_B3_FLAGS => &mut headers.b3_flags,
-                X_B3_PARENTSPANID => &mut headers.b3_parent_span_id,
-                _ => continue,
-            };
-            if slot.is_none() {
+            if let Some(slot) = headers.slot(name)
+                && slot.is_none()
+            {
                 *slot = Some(value.to_owned());
             }
         }
         headers
+    }
+
+    /// Keeps `value` (taken, not copied) as header `name`'s when `name` is a
+    /// propagation header not seen yet: the first value of a repeated header wins,
+    /// as in [`PropagationHeaders::from_pairs`]. Whether `name` is a propagation header.
+    pub fn offer(&mut self, name: &str, value: String) -> bool {
+        match self.slot(name) {
+            Some(slot) => {
+                if slot.is_none() {
+                    *slot = Some(value);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Where header `name` is kept, if it is a propagation header.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            X_AMZN_TRACE_ID => &mut self.xray,
+            TRACEPARENT => &mut self.traceparent,
+            B3 => &mut self.b3,
+            X_B3_TRACEID => &mut self.b3_trace_id,
+            X_B3_SPANID => &mut self.b3_span_id,
+            X_B3_SAMPLED => &mut self.b3_sampled,
+            X_B3_FLAGS => &mut self.b3_flags,
+            X_B3_PARENTSPANID => &mut self.b3_parent_span_id,
+            _ => return None,
+        })
     }
 }
 
@@ -481,6 +502,43 @@ mod tests {
 
     fn headers(pairs: &[(&str, &str)]) -> PropagationHeaders {
         PropagationHeaders::from_pairs(pairs.iter().copied())
+    }
+
+    /// Offering the values one by one keeps what picking them out of the pairs
+    /// keeps: the first of a repeated header, nothing of other headers.
+    #[test]
+    fn offered_values_are_kept_as_picked_ones() {
+        let pairs = [
+            (":path", "/"),
+            ("x-b3-traceid", "463ac35c9f6413ad"),
+            ("b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-1"),
+            ("x-b3-traceid", "0000000000000001"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            (
+                "x-amzn-trace-id",
+                "Root=1-5759e988-bd862e3fe1be46a994272793",
+            ),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ("x-b3-sampled", "1"),
+            ("x-b3-flags", "1"),
+            ("x-b3-parentspanid", "0000000000000002"),
+            ("user-agent", "curl/8"),
+        ];
+        let mut offered = PropagationHeaders::default();
+        let taken: Vec<bool> = pairs
+            .iter()
+            .map(|(name, value)| offered.offer(name, (*value).to_owned()))
+            .collect();
+        assert_eq!(offered, headers(&pairs));
+        assert_eq!(
+            taken,
+            [
+                false, true, true, true, true, true, true, true, true, true, false
+            ]
+        );
     }
 
     /// Our span `span` in `trace_id`, descending from nothing.

@@ -4,9 +4,11 @@
 use meshray_core::cluster;
 use meshray_core::grpc::GrpcStatus;
 use meshray_core::response_flags::ResponseFlags;
-use meshray_core::segment::{Document, HttpResponse};
+#[cfg(test)]
+use meshray_core::segment::Document;
+use meshray_core::segment::{HttpRequest, HttpResponse};
 
-use super::{ActiveSpan, Role};
+use super::{ActiveSpan, Role, writer};
 use crate::host::{Host, property_i64, property_string};
 use crate::metrics::{DropReason, Metrics};
 use crate::workload::Workload;
@@ -16,7 +18,18 @@ const RESPONSE_FLAGS: [&[&str]; 1] = [&["response", "flags"]];
 const RESPONSE_SIZE: [&[&str]; 1] = [&["response", "size"]];
 const SOURCE_ADDRESS: [&[&str]; 1] = [&["source", "address"]];
 
-/// Log phase: the finished document as JSON, within X-Ray's size limit.
+/// Envoy's start of the request (`request.time`, nanoseconds since the epoch), when it
+/// is a time at all: positive and not after `clock` (the proxy's clock now, if it
+/// answered). A missing or nonsensical value gives `None`, so the caller falls back to
+/// the clock rather than emitting a document X-Ray refuses (`start_time` 0).
+pub(super) fn envoy_request_start(host: &impl Host, clock: Option<u64>) -> Option<u64> {
+    property_i64(host, &REQUEST_TIME)
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0 && clock.is_none_or(|now| t <= now))
+}
+
+/// Log phase: the finished document as JSON, within X-Ray's size limit, written
+/// by [`writer`] (no document model is built per request).
 ///
 /// Host calls (each costs microseconds in Envoy, a property read the most; see
 /// docs/BENCHMARKS.md): the clock for the end time (the start is the clock read at
@@ -25,32 +38,85 @@ const SOURCE_ADDRESS: [&[&str]; 1] = [&["source", "address"]];
 /// client no `x-forwarded-for` named, and `grpc-status` for gRPC only.
 pub fn on_log(
     host: &impl Host,
-    span: ActiveSpan,
+    mut span: ActiveSpan,
     workload: &Workload,
     metrics: &Metrics,
 ) -> Option<Vec<u8>> {
+    let clock = host.now_nanos().ok();
     let start_nanos = match span.start_nanos {
         // The clock failed at request headers: Envoy's start of the request.
-        0 => property_i64(host, &REQUEST_TIME).map_or(0, |t| t.max(0) as u64),
+        0 => envoy_request_start(host, clock).unwrap_or_default(),
         start => start,
     };
-    let end_nanos = host.now_nanos().unwrap_or(start_nanos).max(start_nanos);
+    let end_nanos = clock.unwrap_or(start_nanos).max(start_nanos);
     let status = response_status(host);
     let flags = ResponseFlags(property_i64(host, &RESPONSE_FLAGS).map_or(0, |f| f as u64));
     let content_length = property_i64(host, &RESPONSE_SIZE).and_then(|s| u64::try_from(s).ok());
-    let start = seconds(start_nanos);
-    let end = seconds(end_nanos);
-    let document_trace_id = span
-        .trace_id
-        .document_trace_id(span.start_nanos / 1_000_000_000);
-
-    let mut request = span.request;
-    let response = HttpResponse {
-        status,
-        content_length,
-    };
-    let fault = flags.is_fault() || span.blackholed;
     let grpc = span.is_grpc.then(|| grpc_status(host)).flatten();
+    let mut request = std::mem::take(&mut span.request);
+    let is_segment = matches!(span.role, Role::Segment | Role::ClientSegment { .. });
+    if is_segment && request.client_ip.is_none() {
+        // The client of a segment is the downstream peer when no proxy said otherwise.
+        request.client_ip = property_string(host, &SOURCE_ADDRESS)
+            .map(|addr| cluster::split_authority(&addr).0.to_owned());
+    }
+    request.truncate_to_limit();
+    let ending = Ending {
+        trace_id: span
+            .trace_id
+            .document_trace_id(span.start_nanos / 1_000_000_000),
+        start: seconds(start_nanos),
+        end: seconds(end_nanos),
+        request,
+        response: HttpResponse {
+            status,
+            content_length,
+        },
+        flags,
+        grpc,
+    };
+    match writer::document(&span, &ending, workload) {
+        Some(json) => Some(json),
+        None => {
+            metrics.dropped(host, DropReason::Oversize, 1);
+            None
+        }
+    }
+}
+
+/// What the log phase learnt, for the document.
+#[derive(Debug, Clone)]
+pub(super) struct Ending {
+    /// The document's `trace_id`.
+    pub trace_id: String,
+    /// Start, epoch seconds.
+    pub start: f64,
+    /// End, epoch seconds.
+    pub end: f64,
+    /// `http.request`, its fields cut to X-Ray's limit, the client's address filled in.
+    pub request: HttpRequest,
+    /// `http.response`.
+    pub response: HttpResponse,
+    /// Envoy's response flags.
+    pub flags: ResponseFlags,
+    /// The gRPC status and message, for a gRPC request that has one.
+    pub grpc: Option<(GrpcStatus, Option<String>)>,
+}
+
+/// The document through the document model ([`Document`]): the reference the
+/// [`writer`]'s bytes are tested against.
+#[cfg(test)]
+pub(super) fn model_document(span: ActiveSpan, ending: Ending, workload: &Workload) -> Document {
+    let Ending {
+        trace_id: document_trace_id,
+        start,
+        end,
+        request,
+        response,
+        flags,
+        grpc,
+    } = ending;
+    let fault = flags.is_fault() || span.blackholed;
     // What the response says, on the document of the call and, for a client
     // segment (a gateway's root), on the enclosing segment too: the console's
     // trace list and filter expressions read the root segment.
@@ -78,24 +144,14 @@ pub fn on_log(
             );
         }
         if span.blackholed {
-            doc = doc.with_exception(
-                "EnvoyResponseFlag",
-                "request refused: destination not in the mesh registry (BlackHoleCluster)",
-                false,
-            );
+            doc = doc.with_exception("EnvoyResponseFlag", writer::BLACKHOLE_MESSAGE, false);
         }
         for (name, value) in &span.header_annotations {
             doc = doc.with_annotation(name, value);
         }
         doc
     };
-    let is_segment = matches!(span.role, Role::Segment | Role::ClientSegment { .. });
-    if is_segment && request.client_ip.is_none() {
-        // The client of a segment is the downstream peer when no proxy said otherwise.
-        request.client_ip = property_string(host, &SOURCE_ADDRESS)
-            .map(|addr| cluster::split_authority(&addr).0.to_owned());
-    }
-    let mut document = match span.role {
+    match span.role {
         Role::Segment => {
             let segment = Document::segment(&workload.service, span.id, document_trace_id, start)
                 .with_parent(span.parent)
@@ -136,13 +192,6 @@ pub fn on_log(
             let call = decorate(call).with_destination(&remote, span.cluster.as_deref());
             describe_workload(segment.with_subsegment(call), workload)
         }
-    };
-    match document.to_json_within_limit() {
-        Some(json) => Some(json),
-        None => {
-            metrics.dropped(host, DropReason::Oversize, 1);
-            None
-        }
     }
 }
 
@@ -182,6 +231,7 @@ fn grpc_status(host: &impl Host) -> Option<(GrpcStatus, Option<String>)> {
 }
 
 /// Istio annotations, k8s metadata and `aws.eks` of a segment.
+#[cfg(test)]
 fn describe_workload(mut doc: Document, workload: &Workload) -> Document {
     let annotations = [
         ("istio_canonical_service", &workload.canonical_service),

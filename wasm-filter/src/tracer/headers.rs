@@ -40,36 +40,39 @@ pub(crate) struct SeenHeaders {
 
 impl SeenHeaders {
     /// Reads the request's header map once; an unreadable map reads as empty.
+    /// The values the filter keeps are taken from the map read, not copied.
     pub fn read(host: &impl Host, config: &FilterConfig) -> Self {
         let mut seen = Self::default();
         let Ok(pairs) = host.request_headers() else {
             return seen;
         };
-        let mut propagation_pairs: Vec<(&str, &str)> = Vec::new();
-        for (name, value) in &pairs {
-            let Ok(text) = std::str::from_utf8(value) else {
-                if is_propagation_header(name) {
-                    seen.non_utf8_propagation += 1;
+        for (name, value) in pairs {
+            let text = match String::from_utf8(value) {
+                Ok(text) => text,
+                Err(_) => {
+                    if is_propagation_header(&name) {
+                        seen.non_utf8_propagation += 1;
+                    }
+                    continue;
                 }
-                continue;
             };
+            if config.annotate_headers.contains(&name) {
+                seen.annotations.push((name.clone(), text.clone()));
+            }
             match name.as_str() {
-                ":method" => seen.method = Some(text.to_owned()),
-                ":scheme" => seen.scheme = Some(text.to_owned()),
-                ":authority" => seen.authority = Some(text.to_owned()),
-                ":path" => seen.path = Some(text.to_owned()),
-                "user-agent" => seen.user_agent = Some(text.to_owned()),
-                "x-forwarded-for" => seen.forwarded_for = Some(text.to_owned()),
+                ":method" => seen.method = Some(text),
+                ":scheme" => seen.scheme = Some(text),
+                ":authority" => seen.authority = Some(text),
+                ":path" => seen.path = Some(text),
+                "user-agent" => seen.user_agent = Some(text),
+                "x-forwarded-for" => seen.forwarded_for = Some(text),
                 BATCH_MARKER_HEADER => seen.batch_marker = true,
                 "content-type" => seen.is_grpc = text.starts_with("application/grpc"),
-                other if is_propagation_header(other) => propagation_pairs.push((other, text)),
-                _ => {}
-            }
-            if config.annotate_headers.iter().any(|h| h == name) {
-                seen.annotations.push((name.clone(), text.to_owned()));
+                other => {
+                    seen.propagation.offer(other, text);
+                }
             }
         }
-        seen.propagation = PropagationHeaders::from_pairs(propagation_pairs);
         seen
     }
 

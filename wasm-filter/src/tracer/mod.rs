@@ -10,9 +10,11 @@
 //!   answered before the filter saw them), one named step per decision.
 //! - [`headers`]: the one read of the request's header map.
 //! - [`document`]: [`on_log`], the document from the span and the response.
+//! - [`writer`]: the document written straight into JSON.
 
 mod document;
 mod headers;
+mod writer;
 
 use meshray_core::cluster::{self, Classification, Direction, RemoteService};
 use meshray_core::ids::{SpanId, TraceId};
@@ -28,10 +30,10 @@ use headers::SeenHeaders;
 
 pub use document::on_log;
 pub use headers::BATCH_MARKER_HEADER;
+pub(crate) use writer::SegmentJson;
 
 const CLUSTER_NAME: [&[&str]; 2] = [&["xds", "cluster_name"], &["cluster_name"]];
 const LISTENER_DIRECTION: [&[&str]; 2] = [&["xds", "listener_direction"], &["listener_direction"]];
-const REQUEST_TIME: [&[&str]; 1] = [&["request", "time"]];
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// What the document for this request will be.
@@ -150,10 +152,11 @@ pub fn on_log_unseen(
         return None;
     }
     let extracted = extract_context(host, metrics, &seen);
-    // The request started before the log phase: its start is Envoy's, not the clock's.
-    let now_nanos = property_i64(host, &REQUEST_TIME)
-        .and_then(|t| u64::try_from(t).ok())
-        .or_else(|| host.now_nanos().ok())
+    // The request started before the log phase: its start is Envoy's, not the clock's
+    // (unless Envoy's is no time at all).
+    let clock = host.now_nanos().ok();
+    let now_nanos = document::envoy_request_start(host, clock)
+        .or(clock)
         .unwrap_or_default();
     let Decision::Traced(sampled) =
         decide_sampling(host, config, workload, random, &seen, &extracted, now_nanos)

@@ -11,10 +11,10 @@ use crate::metrics::Metrics;
 use crate::tracer::{self, ActiveSpan, Random, Role};
 use crate::workload::Workload;
 
-const NOW: u64 = 1_764_000_000;
+pub(super) const NOW: u64 = 1_764_000_000;
 /// How long each request takes between its headers and its log phase.
 const REQUEST_NANOS: u64 = 12_500_000;
-const INBOUND: &str = "inbound|9080||";
+pub(super) const INBOUND: &str = "inbound|9080||";
 const TO_REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
 
 /// `propagate: ["xray"]`: only x-amzn-trace-id is added, other formats only
@@ -42,7 +42,8 @@ impl Random for Counter {
     }
 }
 
-fn pod(cluster: &str) -> FakeHost {
+/// A bookinfo `productpage` pod whose upstream cluster is `cluster`, answering 200.
+pub(super) fn pod(cluster: &str) -> FakeHost {
     FakeHost::at(NOW)
         .with_property("xds.cluster_name", cluster)
         .with_property("xds.node.metadata.WORKLOAD_NAME", "productpage-v1")
@@ -755,6 +756,34 @@ fn requests_answered_before_the_filter_get_their_segment() {
         )
         .is_none()
     );
+}
+
+/// A request answered before the filter whose `request.time` is no time (0, negative,
+/// after the clock — found by `make fuzz`): the segment starts at the clock instead of
+/// at 0, which X-Ray (and the relay) would refuse.
+#[test]
+fn requests_answered_before_the_filter_with_no_start_time_start_at_the_clock() {
+    let now_nanos = (NOW * 1_000_000_000) as i64;
+    for request_time in [0, -1, i64::MIN, now_nanos + 1_000_000_000] {
+        let denied = pod(INBOUND)
+            .with_int_property("request.time", request_time)
+            .with_response_header(":status", "403");
+        let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
+        let json = tracer::on_log_unseen(
+            &denied,
+            &sidecar.config,
+            &sidecar.workload,
+            &sidecar.metrics,
+            &mut sidecar.random,
+        )
+        .unwrap();
+        let doc: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(doc["start_time"], NOW as f64, "request.time {request_time}");
+        assert!(
+            meshray_core::validate::validate_document(doc.clone()).is_ok(),
+            "{doc}"
+        );
+    }
 }
 
 /// `service_name_format`: a segment and the subsegments calling it agree.
