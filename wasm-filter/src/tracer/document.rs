@@ -18,14 +18,22 @@ const RESPONSE_FLAGS: [&[&str]; 1] = [&["response", "flags"]];
 const RESPONSE_SIZE: [&[&str]; 1] = [&["response", "size"]];
 const SOURCE_ADDRESS: [&[&str]; 1] = [&["source", "address"]];
 
+/// How long before the clock a request may have started: X-Ray keeps a trace 30
+/// days, so an earlier `request.time` is no time it could show.
+const MAX_REQUEST_AGE_NANOS: u64 = 30 * 24 * 3600 * 1_000_000_000;
+
 /// Envoy's start of the request (`request.time`, nanoseconds since the epoch), when it
-/// is a time at all: positive and not after `clock` (the proxy's clock now, if it
-/// answered). A missing or nonsensical value gives `None`, so the caller falls back to
+/// is a time at all: not after `clock` (the proxy's clock now, if it answered) and at
+/// most [`MAX_REQUEST_AGE_NANOS`] before it (without a clock: at least a second after
+/// the epoch). A missing or nonsensical value gives `None`, so the caller falls back to
 /// the clock rather than emitting a document X-Ray refuses (`start_time` 0).
 pub(super) fn envoy_request_start(host: &impl Host, clock: Option<u64>) -> Option<u64> {
     property_i64(host, &REQUEST_TIME)
         .and_then(|t| u64::try_from(t).ok())
-        .filter(|&t| t > 0 && clock.is_none_or(|now| t <= now))
+        .filter(|&t| match clock {
+            Some(now) => t <= now && now - t <= MAX_REQUEST_AGE_NANOS,
+            None => t >= 1_000_000_000,
+        })
 }
 
 /// Log phase: the finished document as JSON, within X-Ray's size limit, written

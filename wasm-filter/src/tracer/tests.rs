@@ -759,12 +759,21 @@ fn requests_answered_before_the_filter_get_their_segment() {
 }
 
 /// A request answered before the filter whose `request.time` is no time (0, negative,
-/// after the clock — found by `make fuzz`): the segment starts at the clock instead of
-/// at 0, which X-Ray (and the relay) would refuse.
+/// nanoseconds after the epoch, more than 30 days ago, after the clock — found by
+/// `make fuzz`): the segment starts at the clock instead of at 0, which X-Ray (and the
+/// relay) would refuse. A long request (a day) keeps Envoy's start.
 #[test]
 fn requests_answered_before_the_filter_with_no_start_time_start_at_the_clock() {
     let now_nanos = (NOW * 1_000_000_000) as i64;
-    for request_time in [0, -1, i64::MIN, now_nanos + 1_000_000_000] {
+    let day = 24 * 3600 * 1_000_000_000;
+    for request_time in [
+        0,
+        -1,
+        i64::MIN,
+        176,
+        now_nanos - 31 * day,
+        now_nanos + 1_000_000_000,
+    ] {
         let denied = pod(INBOUND)
             .with_int_property("request.time", request_time)
             .with_response_header(":status", "403");
@@ -784,6 +793,27 @@ fn requests_answered_before_the_filter_with_no_start_time_start_at_the_clock() {
             "{doc}"
         );
     }
+}
+
+/// A request answered before the filter that started a day ago (a long stream) keeps
+/// Envoy's start time.
+#[test]
+fn requests_answered_before_the_filter_keep_a_plausible_envoy_start() {
+    let day_ago = NOW - 24 * 3600;
+    let denied = pod(INBOUND)
+        .with_int_property("request.time", (day_ago * 1_000_000_000) as i64)
+        .with_response_header(":status", "403");
+    let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
+    let json = tracer::on_log_unseen(
+        &denied,
+        &sidecar.config,
+        &sidecar.workload,
+        &sidecar.metrics,
+        &mut sidecar.random,
+    )
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["start_time"], day_ago as f64);
 }
 
 /// `service_name_format`: a segment and the subsegments calling it agree.
