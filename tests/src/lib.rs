@@ -25,6 +25,8 @@
 //! - [`zipkin`]: an in-test Zipkin collector that counts what Envoy's Zipkin tracer posts.
 //! - [`app`]: the sample app: productpage → reviews → ratings, forwarding like Bookinfo.
 //! - [`mesh`]: wires all of the above into one local mesh.
+//! - [`load`]: steady application load with latencies, for the drills.
+//! - [`delay_proxy`]: a slow relay (an HTTP proxy that holds every request), for the drills.
 //! - [`schema`]: every document against AWS's segment document schema and the relay's validator.
 //! - [`check`]: the checks the tests and the demo apply to a trace and to a Bookinfo trace.
 //! - [`xray_sdk`]: what an X-Ray SDK app does with the `x-amzn-trace-id` it receives.
@@ -33,7 +35,9 @@
 
 pub mod app;
 pub mod check;
+pub mod delay_proxy;
 pub mod envoy;
+pub mod load;
 pub mod mesh;
 pub mod schema;
 pub mod xray_sdk;

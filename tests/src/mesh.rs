@@ -47,6 +47,15 @@ pub struct MeshOptions {
     pub concurrency: u32,
     /// How to run the relay.
     pub relay: RelayOptions,
+    /// Relay replicas (each its own process and port, all endpoints of the one relay
+    /// cluster of every sidecar), at least 1.
+    pub relay_replicas: usize,
+    /// Health-check every relay replica's `/readyz` at this interval (see
+    /// [`SidecarSpec::relay_health_check`]); `None`: no check.
+    pub relay_health_check: Option<Duration>,
+    /// Where the sidecars send instead of the relay replicas (e.g. a
+    /// [`crate::delay_proxy::DelayProxy`] in front of them); `None`: to the replicas.
+    pub relay_endpoints: Option<Vec<std::net::SocketAddr>>,
     /// Names the run directory.
     pub label: String,
     /// HTTP filters before meshray on a pod's inbound listener (RBAC, local rate limit).
@@ -68,6 +77,9 @@ impl Default for MeshOptions {
             with_filter: true,
             concurrency: 2,
             relay: RelayOptions::default(),
+            relay_replicas: 1,
+            relay_health_check: None,
+            relay_endpoints: None,
             label: "mesh".to_owned(),
             inbound_filters: BTreeMap::new(),
             grpc_services: BTreeSet::new(),
@@ -94,7 +106,8 @@ pub struct Mesh {
     /// Productpage, reviews, ratings (in [`Service::ALL`] order).
     pods: Vec<Pod>,
     zipkin: Option<ZipkinSink>,
-    relay: Relay,
+    /// The relay replicas, at least one.
+    relays: Vec<Relay>,
     moto: Moto,
     xray: XrayApi,
     client: HttpClient,
@@ -113,11 +126,11 @@ impl Mesh {
         let started_at = SystemTime::now();
         let mut dir = RunDir::new(&options.label)?;
         match start_components(&dir, &options, filter_module).await {
-            Ok((gateway, pods, zipkin, relay, moto)) => Ok(Self {
+            Ok((gateway, pods, zipkin, relays, moto)) => Ok(Self {
                 gateway,
                 pods,
                 zipkin,
-                relay,
+                relays,
                 xray: moto.api(),
                 moto,
                 client: HttpClient::new(),
@@ -262,9 +275,14 @@ impl Mesh {
         &self.pods
     }
 
-    /// The relay (stop, restart, address).
+    /// The relay (stop, restart, address); the first replica when there are several.
     pub fn relay(&mut self) -> &mut Relay {
-        &mut self.relay
+        &mut self.relays[0]
+    }
+
+    /// Every relay replica ([`MeshOptions::relay_replicas`]), in start order.
+    pub fn relays(&mut self) -> &mut [Relay] {
+        &mut self.relays
     }
 
     /// The local X-Ray API server.
@@ -315,7 +333,9 @@ impl Mesh {
     /// [`HarnessError::Exited`].
     pub fn check_running(&mut self) -> Result<()> {
         self.moto.check_running()?;
-        self.relay.check_running()?;
+        for relay in &mut self.relays {
+            relay.check_running()?;
+        }
         if let Some(gateway) = &mut self.gateway {
             gateway.check_running()?;
         }
@@ -353,11 +373,14 @@ impl Mesh {
         if let Some(zipkin) = &self.zipkin {
             out.push_str(&format!("zipkin sink: {} spans\n", zipkin.span_count()));
         }
-        out.push_str(&format!(
-            "--- relay log ({}):\n{}\n",
-            self.relay.log_path().display(),
-            log_tail(&self.relay.log_path(), 20)
-        ));
+        for relay in &self.relays {
+            out.push_str(&format!(
+                "--- relay {} log ({}):\n{}\n",
+                relay.addr(),
+                relay.log_path().display(),
+                log_tail(&relay.log_path(), 20)
+            ));
+        }
         let proxies = self
             .gateway
             .iter()
@@ -379,7 +402,13 @@ impl Mesh {
 }
 
 /// What [`start_components`] starts.
-type Components = (Option<Sidecar>, Vec<Pod>, Option<ZipkinSink>, Relay, Moto);
+type Components = (
+    Option<Sidecar>,
+    Vec<Pod>,
+    Option<ZipkinSink>,
+    Vec<Relay>,
+    Moto,
+);
 
 /// Starts moto, the relay, the Zipkin sink (if asked), the pods, callees first, and the
 /// gateway (if asked); returns the pods in [`Service::ALL`] order.
@@ -389,12 +418,16 @@ async fn start_components(
     filter_module: Option<std::path::PathBuf>,
 ) -> Result<Components> {
     let moto = Moto::start(&dir.subdir("moto")?).await?;
-    let relay = Relay::start(
-        &dir.subdir("relay")?,
-        &moto.endpoint(),
-        options.relay.clone(),
-    )
-    .await?;
+    let mut relays = Vec::new();
+    for replica in 0..options.relay_replicas.max(1) {
+        let name = match replica {
+            0 => "relay".to_owned(),
+            n => format!("relay-{}", n + 1),
+        };
+        relays.push(
+            Relay::start(&dir.subdir(&name)?, &moto.endpoint(), options.relay.clone()).await?,
+        );
+    }
     let zipkin = if options.zipkin_tracer {
         Some(ZipkinSink::start().await?)
     } else {
@@ -416,7 +449,11 @@ async fn start_components(
             app_addr: app.map(AppServer::addr),
             app_http2: service.is_some_and(|s| options.grpc_services.contains(&s)),
             upstreams,
-            relay_addr: relay.addr(),
+            relay_addrs: options
+                .relay_endpoints
+                .clone()
+                .unwrap_or_else(|| relays.iter().map(Relay::addr).collect()),
+            relay_health_check: options.relay_health_check,
             filter: filter_module.as_ref().map(|module| WasmFilter {
                 module: module.clone(),
                 plugin_config_json: options.plugin_config_json.clone(),
@@ -450,7 +487,7 @@ async fn start_components(
     } else {
         None
     };
-    Ok((gateway, pods, zipkin, relay, moto))
+    Ok((gateway, pods, zipkin, relays, moto))
 }
 
 /// The filter's own metrics and the relay cluster's outcome counters, non-zero only.

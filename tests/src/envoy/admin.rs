@@ -61,6 +61,52 @@ pub fn parse_listeners(body: &[u8]) -> Result<BTreeMap<String, SocketAddr>> {
     Ok(out)
 }
 
+/// One endpoint of a cluster as admin `/clusters` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostStatus {
+    /// `health_flags`: `healthy`, or the reasons it is not (e.g. `/failed_active_hc`).
+    pub health_flags: String,
+    /// Requests to this endpoint that got an answer (`rq_success`).
+    pub rq_success: u64,
+    /// Requests to this endpoint that failed (`rq_error`: resets, connect failures, 5xx).
+    pub rq_error: u64,
+}
+
+impl HostStatus {
+    /// Whether Envoy sends to this endpoint (no failed health check, not ejected).
+    pub fn is_healthy(&self) -> bool {
+        self.health_flags == "healthy"
+    }
+}
+
+/// The endpoints of cluster `cluster` in the text of admin `/clusters`
+/// (`<cluster>::<ip:port>::<stat>::<value>` lines), by address.
+pub fn parse_cluster_hosts(text: &str, cluster: &str) -> BTreeMap<SocketAddr, HostStatus> {
+    let mut hosts: BTreeMap<SocketAddr, HostStatus> = BTreeMap::new();
+    let prefix = format!("{cluster}::");
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, "::");
+        let (Some(addr), Some(stat), Some(value)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            continue;
+        };
+        let host = hosts.entry(addr).or_default();
+        match stat {
+            "health_flags" => value.clone_into(&mut host.health_flags),
+            "rq_success" => host.rq_success = value.parse().unwrap_or(0),
+            "rq_error" => host.rq_error = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    hosts
+}
+
 /// The resident set size of process `pid` in bytes.
 ///
 /// # Errors
@@ -105,6 +151,22 @@ mod tests {
             listeners["virtualInbound"],
             "127.0.0.1:40469".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn parses_the_endpoints_of_one_cluster() {
+        let text = "outbound|8080||r.svc::default_priority::max_connections::1024\n\
+                    outbound|8080||r.svc::127.0.0.1:4001::rq_success::17\n\
+                    outbound|8080||r.svc::127.0.0.1:4001::rq_error::2\n\
+                    outbound|8080||r.svc::127.0.0.1:4001::health_flags::healthy\n\
+                    outbound|8080||r.svc::127.0.0.1:4002::health_flags::/failed_active_hc\n\
+                    inbound|9080||::127.0.0.1:4003::rq_success::5\n";
+        let hosts = parse_cluster_hosts(text, "outbound|8080||r.svc");
+        let first = &hosts[&"127.0.0.1:4001".parse().unwrap()];
+        assert_eq!((first.rq_success, first.rq_error), (17, 2));
+        assert!(first.is_healthy());
+        assert!(!hosts[&"127.0.0.1:4002".parse().unwrap()].is_healthy());
+        assert_eq!(hosts.len(), 2);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -201,8 +202,14 @@ pub struct SidecarSpec {
     pub app_http2: bool,
     /// The services this pod calls.
     pub upstreams: Vec<Upstream>,
-    /// The relay (endpoint of [`RELAY_CLUSTER`]).
-    pub relay_addr: SocketAddr,
+    /// The relay replicas: the endpoints of [`RELAY_CLUSTER`] (one or more, balanced
+    /// round robin, as the endpoints of the relay's Service).
+    pub relay_addrs: Vec<SocketAddr>,
+    /// Check every relay endpoint's `GET /readyz` this often and send only to the ready
+    /// ones: what the relay Deployment's readiness probe does in Kubernetes (a pod that
+    /// fails it leaves the Service's endpoints, and istiod's EDS update takes it out of
+    /// every sidecar's cluster). `None`: no health check, every endpoint always used.
+    pub relay_health_check: Option<Duration>,
     /// The meshray filter, or `None` for an untraced sidecar.
     pub filter: Option<WasmFilter>,
     /// Turn on Envoy's Zipkin tracer, reporting to this collector.
@@ -232,7 +239,7 @@ impl SidecarSpec {
     pub fn bootstrap(&self) -> Value {
         let w = &self.workload;
         let mut clusters = vec![
-            static_cluster(RELAY_CLUSTER, self.relay_addr, false),
+            relay_cluster(&self.relay_addrs, self.relay_health_check),
             json!({"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "10s"}),
         ];
         if let Some(app) = self.app_addr {
@@ -533,6 +540,41 @@ fn static_cluster(name: &str, addr: SocketAddr, http2: bool) -> Value {
     cluster
 }
 
+/// The relay's Service cluster: one endpoint per replica; with `health_check`, an active
+/// HTTP check of `/readyz` at that interval that takes a replica out after one failed
+/// check and back after one passed check (a relay answers 503 there from its SIGTERM on,
+/// while it still takes posts for `--shutdown-delay`). Panic routing is off, so an
+/// unready replica never gets posts, even when it is the only one.
+fn relay_cluster(addrs: &[SocketAddr], health_check: Option<Duration>) -> Value {
+    let endpoints: Vec<Value> = addrs
+        .iter()
+        .map(|addr| json!({"endpoint": {"address": socket_address(*addr)}}))
+        .collect();
+    let mut cluster = json!({
+        "name": RELAY_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": RELAY_CLUSTER,
+            "endpoints": [{"lb_endpoints": endpoints}],
+        },
+    });
+    if let Some(interval) = health_check {
+        let every = format!("{:.3}s", interval.as_secs_f64());
+        cluster["health_checks"] = json!([{
+            "timeout": "1s",
+            "interval": every,
+            "no_traffic_interval": every,
+            "unhealthy_interval": every,
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "http_health_check": {"path": "/readyz", "host": RELAY_AUTHORITY},
+        }]);
+        cluster["common_lb_config"] = json!({"healthy_panic_threshold": {"value": 0.0}});
+    }
+    cluster
+}
+
 fn socket_address(addr: SocketAddr) -> Value {
     json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
 }
@@ -562,7 +604,8 @@ pub(crate) mod tests {
                 addr: "127.0.0.1:10002".parse().unwrap(),
                 http2: true,
             }],
-            relay_addr: "127.0.0.1:10003".parse().unwrap(),
+            relay_addrs: vec!["127.0.0.1:10003".parse().unwrap()],
+            relay_health_check: None,
             filter: None,
             zipkin_collector: Some("127.0.0.1:10004".parse().unwrap()),
             tracer_to_relay: None,
@@ -624,6 +667,56 @@ pub(crate) mod tests {
             hcm["tracing"]["provider"]["typed_config"]["shared_span_context"],
             false
         );
+    }
+
+    /// Every replica is an endpoint of the relay cluster; the health check asks `/readyz`
+    /// with the relay's authority and turns panic routing off.
+    #[test]
+    fn relay_replicas_share_one_health_checked_cluster() {
+        let spec = SidecarSpec {
+            relay_addrs: vec![
+                "127.0.0.1:10003".parse().unwrap(),
+                "127.0.0.1:10006".parse().unwrap(),
+            ],
+            relay_health_check: Some(Duration::from_millis(250)),
+            ..spec()
+        };
+        let b = spec.bootstrap();
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let relay = clusters
+            .iter()
+            .find(|c| c["name"] == RELAY_CLUSTER)
+            .unwrap();
+        let ports: Vec<u64> = relay["load_assignment"]["endpoints"][0]["lb_endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["endpoint"]["address"]["socket_address"]["port_value"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ports, [10003, 10006]);
+        let check = &relay["health_checks"][0];
+        assert_eq!(check["http_health_check"]["path"], "/readyz");
+        assert_eq!(check["http_health_check"]["host"], RELAY_AUTHORITY);
+        assert_eq!(check["interval"], "0.250s");
+        assert_eq!(check["unhealthy_threshold"], 1);
+        assert_eq!(
+            relay["common_lb_config"]["healthy_panic_threshold"]["value"],
+            0.0
+        );
+        assert!(spec_without_check_has_none());
+    }
+
+    fn spec_without_check_has_none() -> bool {
+        let b = spec().bootstrap();
+        b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.get("health_checks").is_none())
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::admin::{Stats, parse_listeners, rss_bytes};
+use super::admin::{HostStatus, Stats, parse_cluster_hosts, parse_listeners, rss_bytes};
 use super::bootstrap::{
     GATEWAY_LISTENER, INBOUND_LISTENER, OUTBOUND_LISTENER, SidecarSpec, Workload, write_json,
 };
@@ -166,7 +166,14 @@ impl Sidecar {
     /// # Errors
     /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
     pub async fn stats(&self, filter: &str) -> Result<Stats> {
-        let url = format!("http://{}/stats?filter={filter}", self.admin);
+        Ok(Stats::parse(
+            &self.admin_text(&format!("/stats?filter={filter}")).await?,
+        ))
+    }
+
+    /// The body of admin `GET {path}`, which must answer 200.
+    async fn admin_text(&self, path: &str) -> Result<String> {
+        let url = format!("http://{}{path}", self.admin);
         let response = self.client.get(&url).await?;
         if response.status != 200 {
             return Err(HarnessError::unexpected(
@@ -174,7 +181,7 @@ impl Sidecar {
                 format!("{}: {}", response.status, response.text()),
             ));
         }
-        Ok(Stats::parse(&response.text()))
+        Ok(response.text())
     }
 
     /// The filter's metrics: [`Sidecar::stats`] with filter `meshray`.
@@ -183,6 +190,20 @@ impl Sidecar {
     /// As [`Sidecar::stats`].
     pub async fn meshray_stats(&self) -> Result<Stats> {
         self.stats("meshray").await
+    }
+
+    /// The endpoints of `cluster` with their health and request counts (admin `/clusters`).
+    ///
+    /// # Errors
+    /// [`HarnessError::Http`] or [`HarnessError::Unexpected`] on a failed admin call.
+    pub async fn cluster_hosts(
+        &self,
+        cluster: &str,
+    ) -> Result<std::collections::BTreeMap<SocketAddr, HostStatus>> {
+        Ok(parse_cluster_hosts(
+            &self.admin_text("/clusters").await?,
+            cluster,
+        ))
     }
 
     /// Envoy's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).

@@ -58,6 +58,17 @@ mod tests {
         let path = dir.path().join("envoy.json");
         write_json(&path, &spec().bootstrap()).unwrap();
         validate(&path).await.unwrap();
+        // Two relay replicas behind a health-checked cluster (the rolling-restart drill).
+        let replicas = SidecarSpec {
+            relay_addrs: vec![
+                "127.0.0.1:10003".parse().unwrap(),
+                "127.0.0.1:10006".parse().unwrap(),
+            ],
+            relay_health_check: Some(std::time::Duration::from_millis(250)),
+            ..spec()
+        };
+        write_json(&path, &replicas.bootstrap()).unwrap();
+        validate(&path).await.unwrap();
         // And with each of Envoy's tracers reporting to the relay.
         for tracer in [RelayTracer::Zipkin, RelayTracer::OpenTelemetry] {
             let spec = SidecarSpec {
