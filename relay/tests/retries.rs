@@ -131,3 +131,36 @@ async fn invalid_request_is_sent_once() {
             .contains("meshray_relay_documents_failed_total{reason=\"non_retryable\"} 2")
     );
 }
+
+/// The relay writes the `PutTraceSegments` body itself: the SDK signs exactly those bytes
+/// (the fake checks SigV4 like X-Ray and answers 403 otherwise), also on a retry and for
+/// a document whose text needs escaping (quotes, backslashes, control characters,
+/// non-ASCII), and X-Ray reads back the document as it was queued.
+#[tokio::test]
+async fn requests_are_signed_over_the_body_the_relay_wrote() {
+    let fake = FakeXray::start(vec![
+        (
+            400,
+            json!({"__type": "ThrottledException", "message": "Rate exceeded"}),
+        ),
+        (200, json!({"UnprocessedTraceSegments": []})),
+    ])
+    .await;
+    let metrics = Arc::new(Metrics::new());
+    let uploader = uploader(&fake, Duration::from_secs(30), Arc::clone(&metrics));
+    let mut queued = documents(&["000000000000000a", "000000000000000b"]);
+    let mut awkward = common::segment("productpage", &new_xray_trace_id(), 1.7e9);
+    awkward["id"] = json!("000000000000000c");
+    awkward["annotations"] = json!({"path": "/a\"b\\c\n\t\u{1}é✓"});
+    queued.push(QueuedDocument {
+        id: Some("000000000000000c".to_owned()),
+        json: awkward.to_string(),
+    });
+    uploader.deliver(queued).await;
+
+    assert_eq!(fake.bad_signatures(), Vec::<String>::new());
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "the throttled call and its retry");
+    assert_eq!(seen[1].documents[2], awkward);
+    assert_eq!(metrics.sent.get(), 3);
+}

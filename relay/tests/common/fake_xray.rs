@@ -1,6 +1,11 @@
 //! A scripted X-Ray `PutTraceSegments` endpoint in this process, for the retry tests
 //! and the reliability drills: answers from a script, can be taken down and brought
 //! back, and records every request's documents with the answer it got.
+//!
+//! Like X-Ray, it checks each request's SigV4 signature (the test credentials of
+//! [`meshray_test_support::moto`]) over the bytes received, and answers 403
+//! `InvalidSignatureException` when it does not match: the relay writes the request body
+//! itself, so this is where a body swapped after signing would show.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};
@@ -8,9 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use meshray_test_support::http::LocalServer;
+use meshray_test_support::moto;
 use serde_json::{Value, json};
 
 /// One scripted answer.
@@ -39,6 +46,14 @@ pub struct Seen {
     pub late: bool,
 }
 
+/// A request as it arrived, for the signature check.
+struct Received {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 impl Seen {
     /// Ids of the documents X-Ray took from this request.
     pub fn accepted_ids(&self) -> Vec<String> {
@@ -65,6 +80,8 @@ struct State {
     down: AtomicBool,
     /// Every request, in arrival order.
     seen: Mutex<Vec<Seen>>,
+    /// Why each request refused for its signature was refused.
+    bad_signatures: Mutex<Vec<String>>,
 }
 
 /// The fake endpoint.
@@ -100,16 +117,29 @@ impl FakeXray {
             ..State::default()
         });
         let shared = Arc::clone(&state);
-        let app = Router::new().fallback(move |body: String| {
-            let state = Arc::clone(&shared);
-            async move {
-                let (response, delay) = state.answer(&body);
-                if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = Arc::clone(&shared);
+                async move {
+                    let received = Received {
+                        method,
+                        uri,
+                        headers,
+                        body,
+                    };
+                    if let Err(problem) = received.check_signature() {
+                        state.bad_signatures.lock().unwrap().push(problem.clone());
+                        return invalid_signature(&problem);
+                    }
+                    let body = std::str::from_utf8(&received.body).unwrap();
+                    let (response, delay) = state.answer(body);
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    response
                 }
-                response
-            }
-        });
+            },
+        );
         let server = LocalServer::start("fake X-Ray", app).await.unwrap();
         FakeXray {
             endpoint: format!("http://{}", server.addr()),
@@ -123,7 +153,12 @@ impl FakeXray {
         self.state.down.store(down, Ordering::SeqCst);
     }
 
-    /// Every request so far.
+    /// Why each request with a wrong SigV4 signature was refused (403), in order.
+    pub fn bad_signatures(&self) -> Vec<String> {
+        self.state.bad_signatures.lock().unwrap().clone()
+    }
+
+    /// Every request so far (with a valid signature).
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
@@ -238,4 +273,109 @@ impl State {
         }
         (response, delay)
     }
+}
+
+/// X-Ray's answer to a request whose signature does not match.
+fn invalid_signature(problem: &str) -> Response {
+    let body = json!({"__type": "InvalidSignatureException", "message": problem});
+    let mut response = (StatusCode::FORBIDDEN, body.to_string()).into_response();
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        "InvalidSignatureException".parse().unwrap(),
+    );
+    response
+}
+
+impl Received {
+    /// Recomputes the SigV4 signature of this request (the headers it names as signed,
+    /// the body as received, the time of its `x-amz-date`) with the test credentials
+    /// and compares it with the one in `Authorization`.
+    fn check_signature(&self) -> Result<(), String> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        use aws_sigv4::sign::v4;
+
+        let header = |name: &str| {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(format!("no {name} header"))
+        };
+        let authorization = header("authorization")?;
+        let field = |key: &str| {
+            authorization
+                .split([' ', ','])
+                .find_map(|part| part.strip_prefix(key))
+                .ok_or(format!("no {key} in {authorization:?}"))
+        };
+        let signed_headers: Vec<&str> = field("SignedHeaders=")?.split(';').collect();
+        let claimed = field("Signature=")?;
+        let time = signing_time(header("x-amz-date")?)?;
+        let headers = signed_headers
+            .iter()
+            .map(|name| header(name).map(|value| (*name, value)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let uri = format!("http://{}{}", header("host")?, self.uri);
+        let signable = SignableRequest::new(
+            self.method.as_str(),
+            uri,
+            headers.into_iter(),
+            SignableBody::Bytes(&self.body),
+        )
+        .map_err(|e| e.to_string())?;
+        let identity = aws_credential_types::Credentials::new(
+            moto::ACCESS_KEY_ID,
+            moto::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "fake X-Ray",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(moto::REGION)
+            .name("xray")
+            .time(time)
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let expected = sign(signable, &params).map_err(|e| e.to_string())?;
+        if expected.signature() == claimed {
+            Ok(())
+        } else {
+            Err(format!(
+                "the request signature we calculated ({}) does not match the one sent ({claimed}) \
+                 over a body of {} bytes",
+                expected.signature(),
+                self.body.len()
+            ))
+        }
+    }
+}
+
+/// `x-amz-date` (`20261201T155300Z`) as a time.
+fn signing_time(basic: &str) -> Result<std::time::SystemTime, String> {
+    let wrong = || format!("x-amz-date {basic:?} is not YYYYMMDDTHHMMSSZ");
+    let digits = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        basic
+            .get(range)
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(wrong)
+    };
+    if basic.len() != 16 || basic.as_bytes()[8] != b'T' || !basic.ends_with('Z') {
+        return Err(wrong());
+    }
+    let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (hour, minute, second) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    let secs = u64::try_from(secs).map_err(|_| wrong())?;
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
