@@ -109,6 +109,19 @@ impl Sidecar {
         let json = tracer::on_log(host, span, &self.workload, &self.metrics)?;
         Some(serde_json::from_slice(&json).unwrap())
     }
+
+    /// The document of a request something before the filter answered (only the log
+    /// phase runs).
+    fn unseen(&mut self, host: &FakeHost) -> Option<Value> {
+        let json = tracer::on_log_unseen(
+            host,
+            &self.config,
+            &self.workload,
+            &self.metrics,
+            &mut self.random,
+        )?;
+        Some(serde_json::from_slice(&json).unwrap())
+    }
 }
 
 #[test]
@@ -703,15 +716,7 @@ fn requests_answered_before_the_filter_get_their_segment() {
         )
         .with_response_header(":status", "403");
     let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
-    let json = tracer::on_log_unseen(
-        &denied,
-        &sidecar.config,
-        &sidecar.workload,
-        &sidecar.metrics,
-        &mut sidecar.random,
-    )
-    .unwrap();
-    let doc: Value = serde_json::from_slice(&json).unwrap();
+    let doc = sidecar.unseen(&denied).unwrap();
     assert_eq!(
         doc["trace_id"],
         format!("1-{NOW:08x}-0123456789abcdef01234567")
@@ -728,15 +733,7 @@ fn requests_answered_before_the_filter_get_their_segment() {
     let limited = pod(INBOUND)
         .with_response_header(":status", "429")
         .with_int_property("response.flags", 0x800);
-    let json = tracer::on_log_unseen(
-        &limited,
-        &sidecar.config,
-        &sidecar.workload,
-        &sidecar.metrics,
-        &mut sidecar.random,
-    )
-    .unwrap();
-    let doc: Value = serde_json::from_slice(&json).unwrap();
+    let doc = sidecar.unseen(&limited).unwrap();
     assert_eq!(doc["throttle"], true);
     assert_eq!(doc["annotations"]["response_flags"], "RL");
     assert_eq!(
@@ -746,16 +743,7 @@ fn requests_answered_before_the_filter_get_their_segment() {
 
     // The filter's own posts and unsampled requests stay without a document.
     let unsampled = pod(INBOUND).with_header("x-b3-sampled", "0");
-    assert!(
-        tracer::on_log_unseen(
-            &unsampled,
-            &sidecar.config,
-            &sidecar.workload,
-            &sidecar.metrics,
-            &mut sidecar.random
-        )
-        .is_none()
-    );
+    assert!(sidecar.unseen(&unsampled).is_none());
 }
 
 /// A request answered before the filter whose `request.time` is no time (0, negative,
@@ -778,15 +766,7 @@ fn requests_answered_before_the_filter_with_no_start_time_start_at_the_clock() {
             .with_int_property("request.time", request_time)
             .with_response_header(":status", "403");
         let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
-        let json = tracer::on_log_unseen(
-            &denied,
-            &sidecar.config,
-            &sidecar.workload,
-            &sidecar.metrics,
-            &mut sidecar.random,
-        )
-        .unwrap();
-        let doc: Value = serde_json::from_slice(&json).unwrap();
+        let doc = sidecar.unseen(&denied).unwrap();
         assert_eq!(doc["start_time"], NOW as f64, "request.time {request_time}");
         assert!(
             meshray_core::validate::validate_document(doc.clone()).is_ok(),
@@ -804,15 +784,7 @@ fn requests_answered_before_the_filter_keep_a_plausible_envoy_start() {
         .with_int_property("request.time", (day_ago * 1_000_000_000) as i64)
         .with_response_header(":status", "403");
     let mut sidecar = Sidecar::new(&denied, FilterConfig::default());
-    let json = tracer::on_log_unseen(
-        &denied,
-        &sidecar.config,
-        &sidecar.workload,
-        &sidecar.metrics,
-        &mut sidecar.random,
-    )
-    .unwrap();
-    let doc: Value = serde_json::from_slice(&json).unwrap();
+    let doc = sidecar.unseen(&denied).unwrap();
     assert_eq!(doc["start_time"], day_ago as f64);
 }
 
