@@ -7,7 +7,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use meshray_core::cluster::classify;
-use meshray_core::ids::SpanId;
+use meshray_core::ids::{SpanId, TraceId};
+use meshray_core::json_writer;
 use meshray_core::propagation::{PropagationHeaders, extract};
 use meshray_core::segment::{Document, HttpRequest, HttpResponse};
 use meshray_core::validate::{read_batch, validate_document, validate_json, validate_text};
@@ -200,11 +201,116 @@ fn relay_validation(c: &mut Criterion) {
     );
 }
 
+/// The byte-at-a-time escape the relay wrote `PutTraceSegments` bodies with before
+/// `json_writer::escaped` (kept here only as the comparison's reference).
+fn escape_byte_at_a_time(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0C => b"\\f",
+            0..=0x1F => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..at]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = at + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// What the relay does per `PutTraceSegments` call and per document besides validation:
+/// escaping 50 documents into the request body, and reading ids.
+fn relay_upload(c: &mut Criterion) {
+    let call = Document::segment(
+        "ratings",
+        SpanId::from_random(0x0a0b_0c0d_0e0f_1011),
+        "1-6b0e8dd9-84b70bd7662896c6e022cc5c".to_owned(),
+        1_796_115_929.860_102,
+    )
+    .with_end_time(1_796_115_929.9);
+    let one = String::from_utf8(
+        segment()
+            .with_subsegment(call)
+            .to_json_within_limit()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let documents = vec![one; 50];
+    let mut body = Vec::with_capacity(64 * 1024);
+    c.bench_function(
+        "relay upload: PutTraceSegments body of 50 documents, word-at-a-time escape",
+        |b| {
+            b.iter(|| {
+                body.clear();
+                for document in black_box(&documents) {
+                    json_writer::string(&mut body, document);
+                }
+                body.len()
+            })
+        },
+    );
+    c.bench_function(
+        "relay upload: PutTraceSegments body of 50 documents, byte-at-a-time escape (before)",
+        |b| {
+            b.iter(|| {
+                body.clear();
+                for document in black_box(&documents) {
+                    body.push(b'"');
+                    escape_byte_at_a_time(&mut body, document);
+                    body.push(b'"');
+                }
+                body.len()
+            })
+        },
+    );
+    // A raw trace id and two span ids: the digits the relay reads per document.
+    let (trace, spans) = (
+        "6b0e8dd984b70bd7662896c6e022cc5c",
+        ["00f067aa0ba902b7", "70de5b6f19ff9a0a"],
+    );
+    c.bench_function("ids: parse a 32-hex trace id and two span ids", |b| {
+        b.iter(|| {
+            usize::from(TraceId::from_hex(black_box(trace)).is_ok())
+                + spans
+                    .iter()
+                    .filter(|id| SpanId::from_hex(black_box(id)).is_ok())
+                    .count()
+        })
+    });
+    c.bench_function(
+        "ids: the same digits checked + u128::from_str_radix (the parse before)",
+        |b| {
+            b.iter(|| {
+                std::iter::once(trace)
+                    .chain(spans)
+                    .filter(|digits| {
+                        let digits = black_box(digits);
+                        digits.bytes().all(|b| b.is_ascii_hexdigit())
+                            && u128::from_str_radix(digits, 16).is_ok()
+                    })
+                    .count()
+            })
+        },
+    );
+}
+
 criterion_group!(
     hot_paths,
     propagation,
     classification,
     documents,
-    relay_validation
+    relay_validation,
+    relay_upload
 );
 criterion_main!(hot_paths);

@@ -5,7 +5,8 @@
 //! `MAX_DOCUMENT_BYTES` (checked at ingest).
 //!
 //! The request body (`{"TraceSegmentDocuments":["…",…]}`) is written by the relay, each
-//! document escaped once straight into it ([`request_body`]), rather than by the SDK's
+//! document escaped once straight into it ([`request_body`], with meshray-core's
+//! word-at-a-time `json_writer::string`), rather than by the SDK's
 //! serializer (which escapes each document into a string of its own and copies it into
 //! the body again, after the documents were cloned into the SDK's input). The SDK still
 //! does everything else — endpoint, credentials, SigV4 signing, timeouts, the response
@@ -21,6 +22,7 @@ use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsError;
 use aws_sdk_xray::operation::put_trace_segments::PutTraceSegmentsOutput;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
+use meshray_core::json_writer;
 pub use meshray_core::limits::MAX_BATCH_DOCUMENTS;
 
 use crate::queue::QueuedDocument;
@@ -49,41 +51,10 @@ pub fn request_body(documents: &[QueuedDocument]) -> Vec<u8> {
         if index > 0 {
             body.push(b',');
         }
-        body.push(b'"');
-        escape_into(&mut body, &document.json);
-        body.push(b'"');
+        json_writer::string(&mut body, &document.json);
     }
     body.extend_from_slice(BODY_END);
     body
-}
-
-/// Appends `text` to `out` as the inside of a JSON string: `"` and `\` escaped, control
-/// characters as `\n`-style or `\u00XX` escapes (as the SDK's serializer writes them);
-/// every other character as it is. Runs without an escape are copied whole.
-fn escape_into(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0C => b"\\f",
-            0..=0x1F => &[],
-            _ => continue,
-        };
-        out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
-        if escape.is_empty() {
-            out.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = at + 1;
-    }
-    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
 }
 
 /// Puts a body written by [`request_body`] in place of the SDK's (which carries no
@@ -190,8 +161,10 @@ mod tests {
     /// Escapes are the short forms where JSON has them, `\u00XX` otherwise.
     #[test]
     fn escapes_are_written_as_the_sdk_writes_them() {
-        let mut out = Vec::new();
-        escape_into(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(String::from_utf8(out).unwrap(), r#"a\"b\\c\nd\u0001é"#);
+        let body = request_body(&[queued("a\"b\\c\nd\u{1}é")]);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"TraceSegmentDocuments":["a\"b\\c\nd\u0001é"]}"#
+        );
     }
 }
