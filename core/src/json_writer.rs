@@ -41,7 +41,13 @@ pub fn escaped(out: &mut Vec<u8>, text: &str) {
         let first = (hits.trailing_zeros() / 8) as usize;
         out.extend_from_slice(&chunk);
         out.truncate(out.len() - 8 + first);
-        escape_byte(out, chunk[first]);
+        let byte = chunk[first];
+        if byte == b'"' || byte == b'\\' {
+            // Almost every escape in a document: written here, without a call.
+            out.extend_from_slice(&[b'\\', byte]);
+        } else {
+            escape_byte(out, byte);
+        }
         at += first + 1;
     }
     let mut start = at;
