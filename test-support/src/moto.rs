@@ -1,6 +1,8 @@
 //! The local X-Ray API: `moto_server` on 127.0.0.1 and an ephemeral port.
 //!
-//! moto (werkzeug) accepts `-p 0`, binds a free port and logs
+//! moto runs under [`LAUNCHER`], which makes its X-Ray trace store safe for concurrent
+//! calls (moto's own loses documents when two calls create one trace at once) and is
+//! otherwise `moto_server`. moto (werkzeug) accepts `-p 0`, binds a free port and logs
 //! `Running on http://127.0.0.1:PORT`; the harness reads the port from that line. What moto
 //! checks and what it does not (no service graphs) is in DESIGN "The local X-Ray API".
 //!
@@ -28,6 +30,9 @@ pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY_ID: &str = "testing";
 /// Dummy credentials: moto accepts any.
 pub const SECRET_ACCESS_KEY: &str = "testing";
+/// The launcher, relative to the workspace root: `moto.server.main` with the X-Ray trace
+/// store's methods under one lock.
+pub const LAUNCHER: &str = "test-support/python/moto_xray_server.py";
 /// How long moto may take to import and bind (Python start-up on a busy machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -39,17 +44,19 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts `moto_server -H 127.0.0.1 -p 0`, logging to `<dir>/moto.log`, and waits until
-    /// it accepts connections.
+    /// Starts moto as `python LAUNCHER -H 127.0.0.1 -p 0` with the Python of the
+    /// `moto_server` install ([`paths::moto_server`]'s directory), logging to
+    /// `<dir>/moto.log`, and waits until it accepts connections.
     ///
     /// # Errors
     /// [`HarnessError::Missing`] without moto; [`HarnessError::Exited`] or
     /// [`HarnessError::Timeout`] when it does not come up.
     pub async fn start(dir: &Path) -> Result<Self> {
-        let program = paths::moto_server()?;
+        let python = paths::moto_server()?.with_file_name("python");
         let log = dir.join("moto.log");
-        let mut command = Command::new(&program);
+        let mut command = Command::new(&python);
         command
+            .arg(paths::workspace_root().join(LAUNCHER))
             .args(["-H", "127.0.0.1", "-p", "0"])
             .env("PYTHONUNBUFFERED", "1");
         let mut process = ChildProcess::spawn("moto_server", command, &log)?;

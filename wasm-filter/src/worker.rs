@@ -54,7 +54,7 @@ impl Worker {
         let config = FilterConfig::parse(&bytes).inspect_err(|errors| {
             log::error!("meshray: {errors}");
         })?;
-        let worker = Self::new(host, config, fastrand::Rng::new());
+        let worker = Self::new(host, config, seeded_random(host));
         log::info!(
             "meshray: configured for service {:?} (namespace {:?}), relay cluster {:?}, sampling {}",
             worker.workload.service,
@@ -66,6 +66,26 @@ impl Worker {
             log::error!("meshray: cannot start the flush timer: {e}");
         }
         Ok(worker)
+    }
+}
+
+/// This VM's id generator, seeded from the host's entropy: WASI `random_get`, which
+/// Envoy answers from its CSPRNG.
+///
+/// `fastrand::Rng::new()` is not enough here: inside a wasm VM its seed is only a hash of
+/// the monotonic clock and the thread id (the same in every VM), and once two worker VMs
+/// of one Envoy drew the same sequence: their first requests got the same trace and
+/// segment ids and merged into one trace. Should the host refuse entropy, the clock is
+/// mixed into that seed.
+fn seeded_random(host: &impl Host) -> fastrand::Rng {
+    let mut seed = [0_u8; 8];
+    match getrandom::fill(&mut seed) {
+        Ok(()) => fastrand::Rng::with_seed(u64::from_le_bytes(seed)),
+        Err(e) => {
+            log::warn!("meshray: the host gave no entropy ({e}); ids are seeded from the clock");
+            let clock = host.now_nanos().unwrap_or_default();
+            fastrand::Rng::with_seed(fastrand::Rng::new().u64(..) ^ clock)
+        }
     }
 }
 
