@@ -1,8 +1,10 @@
 //! The relay benchmark: the release relay pinned to one core, taking realistic batches
 //! (the filter's own documents, segments and subsegments, epoch and foreign ids) from the
 //! load generator on the other core and sending them with `PutTraceSegments` to a local
-//! sink that answers at once. Measures documents per relay CPU-second, ingest p99 at half
-//! of the load it sustained, RSS with a full queue, and the raw serde limit of the same
+//! sink that answers at once. Measures documents delivered per relay CPU-second at the
+//! rate the relay sustains (the load keeps the relay's backlog bounded, so the queue
+//! never fills and no refused post spends CPU that no kept document pays back), ingest
+//! p99 at half of that rate, RSS with a full queue, and the raw serde limit of the same
 //! documents on the same core.
 
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 use crate::documents::{BATCH_DOCUMENTS, batches, load_templates};
 use crate::error::{BenchError, Result, io};
-use crate::load::{self, LoadReport};
+use crate::load::{self, LoadReport, Pace};
 use crate::process::{Pinned, free_tcp_port};
 use crate::{LOAD_CORE, TEST_CORE, http, procstat};
 
@@ -39,18 +41,28 @@ pub struct RelaySettings {
 /// The relay benchmark's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayResults {
-    /// The full-load run.
+    /// The full-load run (backlog-bounded: as fast as the relay sustains).
     pub full_load: LoadReport,
-    /// Relay CPU seconds during the full-load run.
+    /// Relay CPU seconds from the start of the full-load run until the relay had
+    /// delivered every document it accepted.
     pub relay_cpu_s: f64,
-    /// Documents accepted per relay CPU-second (what one busy core does).
+    /// Wall-clock seconds of the same span.
+    pub measured_s: f64,
+    /// Documents delivered to the sink per relay CPU-second (what one busy core does).
     pub documents_per_cpu_s: f64,
     /// Documents accepted per wall-clock second.
     pub documents_per_s: f64,
-    /// Documents the sink received per wall-clock second during the run.
+    /// Documents the sink received per wall-clock second during the measured span.
     pub delivered_per_s: f64,
-    /// Relay CPU µs per document.
+    /// Documents the sink received during the measured span (= accepted, when drained).
+    pub delivered: u64,
+    /// Relay CPU µs per delivered document.
     pub cpu_us_per_document: f64,
+    /// Relay CPU seconds per wall-clock second during the measured span (1.0: its core
+    /// was saturated; less: the load core or the backlog bound held it back).
+    pub relay_busy: f64,
+    /// The most documents the load let the relay hold accepted but undelivered.
+    pub backlog_documents: u64,
     /// The run at half of `documents_per_s`.
     pub half_load: LoadReport,
     /// RSS after the runs with the sink answering, MiB.
@@ -73,6 +85,12 @@ fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// The most documents the throughput run lets the relay hold accepted but undelivered:
+/// a fifth of its default queue (10,000), many full batches for its uploaders.
+const BACKLOG_DOCUMENTS: u64 = 2_000;
+/// How long the bench waits for the relay to deliver what it accepted.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The number of batches prepared (cycled through by the load).
 const PREPARED_BATCHES: usize = 400;
@@ -139,6 +157,19 @@ async fn start_relay(
     Err(BenchError::NotReady(name.to_owned()))
 }
 
+/// Waits until the sink on `port` has received `expected` documents (the relay delivered
+/// all it accepted), or [`DRAIN_TIMEOUT`]; returns the sink's count.
+async fn wait_drained(port: u16, expected: u64) -> u64 {
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    loop {
+        let delivered = sink_documents(port).await;
+        if delivered >= expected || std::time::Instant::now() >= deadline {
+            return delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn sink_documents(port: u16) -> u64 {
     match http::get(loopback(port), "/stats").await {
         Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
@@ -173,34 +204,47 @@ pub async fn run(settings: &RelaySettings) -> Result<RelayResults> {
 
     let (sink, sink_port) = start_sink(settings, false).await?;
     let (relay, addr) = start_relay(settings, sink_port, "relay").await?;
-    load::run(
+    let sink_addr = loopback(sink_port);
+    let backlog = Pace::Backlog {
+        sink: sink_addr,
+        max_documents: BACKLOG_DOCUMENTS,
+    };
+    let warm_up = load::run(
         addr,
         bodies.clone(),
         settings.connections,
         Duration::from_secs(1),
-        None,
+        backlog,
         BATCH_DOCUMENTS,
     )
     .await;
+    // The throughput run starts with nothing undelivered (the backlog bound needs it) and
+    // ends when everything it got accepted is delivered: the CPU measured is the whole
+    // cost of exactly the documents counted.
+    let delivered_before = wait_drained(sink_port, warm_up.accepted).await;
     let cpu_before = procstat::cpu_seconds(relay.pid())?;
-    let delivered_before = sink_documents(sink_port).await;
+    let started = std::time::Instant::now();
     let full_load = load::run(
         addr,
         bodies.clone(),
         settings.connections,
         Duration::from_secs(u64::from(settings.seconds)),
-        None,
+        backlog,
         BATCH_DOCUMENTS,
     )
     .await;
+    let delivered =
+        wait_drained(sink_port, delivered_before + full_load.accepted).await - delivered_before;
     let relay_cpu_s = procstat::cpu_seconds(relay.pid())? - cpu_before;
-    let delivered = sink_documents(sink_port).await - delivered_before;
+    let measured_s = started.elapsed().as_secs_f64();
     let documents_per_s = full_load.accepted as f64 / full_load.elapsed_s.max(1e-9);
+    let delivered_per_s = delivered as f64 / measured_s.max(1e-9);
     println!(
-        "relay: {} documents accepted in {:.1} s ({documents_per_s:.0}/s), {:.2} s relay CPU, {} refused posts, {} failed",
+        "relay: {} documents accepted in {:.1} s ({documents_per_s:.0}/s), {delivered} delivered in {measured_s:.1} s, {relay_cpu_s:.2} s relay CPU ({:.0} delivered/CPU-s, busy {:.0} %), {} refused posts, {} failed",
         full_load.accepted,
         full_load.elapsed_s,
-        relay_cpu_s,
+        delivered as f64 / relay_cpu_s.max(1e-9),
+        100.0 * relay_cpu_s / measured_s.max(1e-9),
         full_load.refused_posts,
         full_load.failed_posts
     );
@@ -210,13 +254,13 @@ pub async fn run(settings: &RelaySettings) -> Result<RelayResults> {
         bodies.clone(),
         settings.connections,
         Duration::from_secs(5),
-        Some(documents_per_s / 2.0),
+        Pace::Rate(delivered_per_s / 2.0),
         BATCH_DOCUMENTS,
     )
     .await;
     println!(
         "relay at half load ({:.0} docs/s): p50 {:.0} µs, p99 {:.0} µs",
-        documents_per_s / 2.0,
+        delivered_per_s / 2.0,
         half_load.p50_us,
         half_load.p99_us
     );
@@ -231,7 +275,7 @@ pub async fn run(settings: &RelaySettings) -> Result<RelayResults> {
         bodies.clone(),
         settings.connections,
         Duration::from_secs(4),
-        None,
+        Pace::Closed,
         BATCH_DOCUMENTS,
     )
     .await;
@@ -272,11 +316,15 @@ pub async fn run(settings: &RelaySettings) -> Result<RelayResults> {
     println!("serde baseline: {serde_documents_per_s:.0} documents/s on one core");
 
     Ok(RelayResults {
-        documents_per_cpu_s: full_load.accepted as f64 / relay_cpu_s.max(1e-9),
-        cpu_us_per_document: relay_cpu_s * 1e6 / full_load.accepted.max(1) as f64,
-        delivered_per_s: delivered as f64 / full_load.elapsed_s.max(1e-9),
+        documents_per_cpu_s: delivered as f64 / relay_cpu_s.max(1e-9),
+        cpu_us_per_document: relay_cpu_s * 1e6 / delivered.max(1) as f64,
+        relay_busy: relay_cpu_s / measured_s.max(1e-9),
+        backlog_documents: BACKLOG_DOCUMENTS,
+        delivered_per_s,
+        delivered,
         documents_per_s,
         relay_cpu_s,
+        measured_s,
         full_load,
         half_load,
         rss_mib,

@@ -23,6 +23,7 @@
 //! - [`sink`]: X-Ray, stdout or file.
 //! - [`xray`]: client, request builder, service, retry classification, upload loop.
 //! - [`metrics`]: Prometheus counters.
+//! - [`runtime`]: the binary's async runtime, sized from the CPUs the process may use.
 //! - [`error`]: the [`RelayError`] type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod routes;
+pub mod runtime;
 pub mod sampling;
 pub mod server;
 pub mod sink;

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshray_relay::{Cli, LogFormat, RelayError};
+use meshray_relay::{Cli, LogFormat, RelayError, runtime};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -26,16 +26,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let shape = runtime::shape();
+    let usable_cpus = runtime::usable_cpus();
+    let runtime = match runtime::build(shape) {
         Ok(runtime) => runtime,
         Err(e) => {
             error!(error = %e, "Cannot start the async runtime.");
             return ExitCode::FAILURE;
         }
     };
+    info!(
+        threads = shape.threads(),
+        usable_cpus,
+        "Async runtime sized from the CPUs the relay may use (scheduling affinity, cgroup CPU quota; TOKIO_WORKER_THREADS overrides)."
+    );
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal();
         let addr = config.listen;
