@@ -10,7 +10,12 @@ filter script (bench/probe-filter: one step per line, `<phase> <call> <arg> <tim
 "" for a probe doing nothing) or {"wasm": path} (the meshray filter's bench
 configuration with another module). Compare figures only within one run.
 
-usage: price.py CONFIGS.json [ROUNDS] [SECONDS] [out|in]
+With `istio` as the fifth argument each request also carries the headers a
+request between two Istio sidecars carries (peer metadata, client certificate,
+request id, ...: 13-16 headers in all instead of wrk's 6-9), for calls whose cost
+grows with the header map.
+
+usage: price.py CONFIGS.json [ROUNDS] [SECONDS] [out|in] [istio]
 """
 import json
 import os
@@ -27,6 +32,17 @@ PROBE = os.path.join(ROOT, "target/wasm32-wasip1/wasm/meshray_probe_filter.wasm"
 CONF = os.path.join(ROOT, "target/bench/conf")
 B3 = ["-H", "x-b3-traceid: 6b0e8dd984b70bd7662896c6e022cc5c",
       "-H", "x-b3-spanid: 00f067aa0ba902b7", "-H", "x-b3-sampled: 1"]
+# What an app's request carries through an Istio sidecar besides wrk's Host
+# (Envoy adds :scheme, x-forwarded-proto and x-request-id itself).
+ISTIO = ["-H", "user-agent: python-requests/2.32.3",
+         "-H", "accept: */*",
+         "-H", "accept-encoding: gzip, deflate",
+         "-H", "x-request-id: 1f2e3d4c-5b6a-4789-9abc-def012345678",
+         "-H", "x-envoy-attempt-count: 1",
+         "-H", "x-envoy-peer-metadata-id: sidecar~10.0.1.23~productpage-v1-6b746f74dc-9stcl.default~default.svc.cluster.local",
+         "-H", "x-envoy-peer-metadata: " + "ChoKDkFQUF9DT05UQUlORVJTEggaBnJldmlld3MKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVz" * 5,
+         "-H", "x-forwarded-client-cert: By=spiffe://cluster.local/ns/default/sa/reviews;Hash=6f3c1b0e9a2d;Subject=\"\";URI=spiffe://cluster.local/ns/default/sa/productpage",
+         "-H", "content-type: application/json"]
 
 
 def load(name):
@@ -50,7 +66,7 @@ def filters(conf):
         yield hcm["http_filters"][0]["typed_config"]["config"]
 
 
-def measure(name, conf, seconds, shape):
+def measure(name, conf, seconds, shape, extra):
     path = f"/tmp/meshray-price-{os.getpid()}-{name}.json"
     with open(path, "w") as f:
         json.dump(conf, f)
@@ -69,7 +85,7 @@ def measure(name, conf, seconds, shape):
             time.sleep(0.2)
         listener = conf["static_resources"]["listeners"][0 if shape == "out" else 1]
         url = f"http://127.0.0.1:{port_of(listener['address'])}/reviews/1"
-        headers = [] if shape == "out" else B3
+        headers = ([] if shape == "out" else B3) + extra
         wrk = ["taskset", "-c", "0", "wrk", "-t1", "-c32"]
         subprocess.run(wrk + ["-d1s", *headers, url], capture_output=True, check=False)
         before = cpu_seconds(proxy.pid)
@@ -102,6 +118,7 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     shape = sys.argv[4] if len(sys.argv) > 4 else "out"
+    extra = ISTIO if len(sys.argv) > 5 and sys.argv[5] == "istio" else []
     meshray = load("meshray")
     receiver = next(c for c in meshray["static_resources"]["clusters"] if c["name"] == "receiver")
     receiver_port = port_of(receiver["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"])
@@ -122,7 +139,7 @@ def main():
         results = {name: [] for name in configs}
         for round_ in range(1, rounds + 1):
             for name, steps in configs.items():
-                value = measure(name, configured(steps), seconds, shape)
+                value = measure(name, configured(steps), seconds, shape, extra)
                 results[name].append(value)
                 print(f"round {round_} {name:28s} {value:7.1f} µs CPU/request", flush=True)
         first = statistics.median(results[next(iter(configs))])

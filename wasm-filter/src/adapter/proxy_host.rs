@@ -48,6 +48,11 @@ impl Host for ProxyWasmHost {
             .map_err(|s| failed("set_map_value", s))
     }
 
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value)
+            .map_err(|s| failed("add_map_value", s))
+    }
+
     fn shared_data(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::get_shared_data(key)
             .map(|(value, _cas)| value)

@@ -17,6 +17,8 @@ pub(crate) struct SeenHeaders {
     pub propagation: PropagationHeaders,
     /// Propagation headers whose value is not UTF-8 (counted as malformed).
     pub non_utf8_propagation: usize,
+    /// Which propagation headers the request carries, readable or not.
+    pub present: PresentHeaders,
     /// `:method`, for `http.request.method`.
     pub method: Option<String>,
     /// `:scheme`, `:authority` and `:path` make `http.request.url`; the
@@ -47,10 +49,12 @@ impl SeenHeaders {
             return seen;
         };
         for (name, value) in pairs {
+            let propagation_bit = PresentHeaders::bit(&name);
+            seen.present.0 |= propagation_bit;
             let text = match String::from_utf8(value) {
                 Ok(text) => text,
                 Err(_) => {
-                    if is_propagation_header(&name) {
+                    if propagation_bit != 0 {
                         seen.non_utf8_propagation += 1;
                     }
                     continue;
@@ -108,16 +112,34 @@ impl SeenHeaders {
     }
 }
 
-fn is_propagation_header(name: &str) -> bool {
-    matches!(
-        name,
-        propagation::X_AMZN_TRACE_ID
-            | propagation::TRACEPARENT
-            | propagation::B3
-            | propagation::X_B3_TRACEID
-            | propagation::X_B3_SPANID
-            | propagation::X_B3_SAMPLED
-            | propagation::X_B3_FLAGS
-            | propagation::X_B3_PARENTSPANID
-    )
+/// The propagation headers a request carries (one bit per name), so a header
+/// it lacks is added rather than replaced: a replace makes Envoy look for the
+/// entry first, through the whole header map.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PresentHeaders(u8);
+
+impl PresentHeaders {
+    /// The bit of propagation header `name`; 0 for any other header.
+    fn bit(name: &str) -> u8 {
+        match name {
+            propagation::X_AMZN_TRACE_ID => 1,
+            propagation::TRACEPARENT => 1 << 1,
+            propagation::B3 => 1 << 2,
+            propagation::X_B3_TRACEID => 1 << 3,
+            propagation::X_B3_SPANID => 1 << 4,
+            propagation::X_B3_SAMPLED => 1 << 5,
+            propagation::X_B3_FLAGS => 1 << 6,
+            propagation::X_B3_PARENTSPANID => 1 << 7,
+            _ => 0,
+        }
+    }
+
+    /// Whether the request carries `name`, which must be a propagation header
+    /// (any other name reads as carried, so it is replaced, never added twice).
+    pub fn contains(self, name: &str) -> bool {
+        match Self::bit(name) {
+            0 => true,
+            bit => self.0 & bit != 0,
+        }
+    }
 }

@@ -26,7 +26,7 @@ use crate::host::{Host, property_i64, property_string};
 use crate::links;
 use crate::metrics::Metrics;
 use crate::workload::Workload;
-use headers::SeenHeaders;
+use headers::{PresentHeaders, SeenHeaders};
 
 pub use document::on_log;
 pub use headers::BATCH_MARKER_HEADER;
@@ -121,7 +121,7 @@ pub fn on_request_headers(
         match decide_sampling(host, config, workload, random, &seen, &extracted, now_nanos) {
             Decision::Traced(sampled) => sampled,
             Decision::NotTraced(writes) => {
-                write_headers(host, writes);
+                write_headers(host, seen.present, writes);
                 return None;
             }
         };
@@ -130,6 +130,7 @@ pub fn on_request_headers(
     );
     write_headers(
         host,
+        seen.present,
         propagation::inject(&extracted, &seen.propagation, injection, config.propagate),
     );
     Some(span)
@@ -404,10 +405,21 @@ fn link(
     }
 }
 
-/// Sets each header; a refused write is logged and skipped (never fails the request).
-fn write_headers(host: &impl Host, writes: impl IntoIterator<Item = propagation::HeaderWrite>) {
+/// Sets each header: added when the request does not carry it (each name is
+/// written once), replaced when it does. A refused write is logged and skipped
+/// (never fails the request).
+fn write_headers(
+    host: &impl Host,
+    present: PresentHeaders,
+    writes: impl IntoIterator<Item = propagation::HeaderWrite>,
+) {
     for (name, value) in writes {
-        if let Err(e) = host.set_request_header(name, &value) {
+        let written = if present.contains(name) {
+            host.set_request_header(name, &value)
+        } else {
+            host.add_request_header(name, &value)
+        };
+        if let Err(e) = written {
             log::debug!("meshray: could not set {name}: {e}");
         }
     }

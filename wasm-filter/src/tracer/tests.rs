@@ -823,7 +823,7 @@ fn calls_of(host: &FakeHost, sidecar: &mut Sidecar) -> Vec<&'static str> {
 }
 
 /// A root call out (no context): one header-map read, the clock, the cluster name,
-/// the seven propagation headers of the four formats, then at log time the clock,
+/// the seven propagation headers of the four formats (added: none arrived), then at log time the clock,
 /// `:status` and three properties (flags, size, and the client address of the segment
 /// that encloses the call). No link lookup: a trace minted here has no segment yet.
 #[test]
@@ -831,7 +831,8 @@ fn an_outbound_root_costs_fifteen_host_calls_four_of_them_property_reads() {
     let root = pod(TO_REVIEWS).with_header(":authority", "reviews:9080");
     let mut sidecar = Sidecar::new(&root, FilterConfig::default());
     let mut expected = vec!["get_header_map_pairs", "get_current_time", "get_property"];
-    expected.extend(["replace_header_map_value"; 7]);
+    // None of the seven arrived: each is added, not replaced.
+    expected.extend(["add_header_map_value"; 7]);
     expected.extend([
         "get_current_time",
         "get_header_map_value",
@@ -868,7 +869,15 @@ fn an_inbound_request_with_b3_costs_fifteen_host_calls_four_of_them_property_rea
         "get_shared_data",
         "set_shared_data",
     ];
-    expected.extend(["replace_header_map_value"; 5]);
+    // x-amzn-trace-id, traceparent and b3 are added, x-b3-spanid replaced,
+    // x-b3-parentspanid added.
+    expected.extend([
+        "add_header_map_value",
+        "add_header_map_value",
+        "add_header_map_value",
+        "replace_header_map_value",
+        "add_header_map_value",
+    ]);
     expected.extend([
         "get_current_time",
         "get_header_map_value",
@@ -877,4 +886,65 @@ fn an_inbound_request_with_b3_costs_fifteen_host_calls_four_of_them_property_rea
         "get_property",
     ]);
     assert_eq!(calls_of(&inbound, &mut sidecar), expected);
+}
+
+/// Each propagation header is written once: added when the request lacks it,
+/// replaced when it carries it — even with a value that is not UTF-8 (unreadable,
+/// so never in the parsed headers, but in Envoy's map all the same): an add there
+/// would leave the old value first in the map.
+#[test]
+fn headers_the_request_lacks_are_added_and_those_it_carries_replaced() {
+    let host = pod(INBOUND)
+        .with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7")
+        .with_header("x-b3-spanid", "e457b5a2e4d86bd1")
+        .with_header_bytes("b3", &[0xff, 0xfe])
+        .with_header("traceparent", "00-nothex-b7ad6b7169203331-01");
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    let writes: Vec<(&str, String)> = host
+        .calls
+        .borrow()
+        .iter()
+        .filter(|call| call.ends_with("_header_map_value") && !call.starts_with("get"))
+        .copied()
+        .zip(
+            host.header_writes
+                .borrow()
+                .iter()
+                .map(|(name, _)| name.clone()),
+        )
+        .collect();
+    let replaced = |name: &str| ("replace_header_map_value", name.to_owned());
+    let added = |name: &str| ("add_header_map_value", name.to_owned());
+    assert_eq!(
+        writes,
+        [
+            added("x-amzn-trace-id"),
+            replaced("traceparent"),
+            replaced("b3"),
+            replaced("x-b3-spanid"),
+            added("x-b3-parentspanid"),
+            added("x-b3-sampled"),
+        ]
+    );
+    // Every header the next hop reads is there once, with the new value.
+    let id = doc["id"].as_str().unwrap();
+    for name in [
+        "x-amzn-trace-id",
+        "traceparent",
+        "b3",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "x-b3-sampled",
+    ] {
+        let entries = host
+            .headers
+            .borrow()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count();
+        assert_eq!(entries, 1, "{name}");
+    }
+    assert_eq!(host.header("x-b3-spanid").as_deref(), Some(id));
+    assert!(host.header("b3").unwrap().contains(id));
 }
