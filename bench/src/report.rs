@@ -230,7 +230,8 @@ pub fn machine(envoy: &Path) -> Value {
     let envoy_version = run(envoy, &["--version"]);
     json!({
         "cpu": model,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        // The machine's CPUs, not this process's: `make bench` runs pinned to one.
+        "cores": cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
         "kernel": run(Path::new("uname"), &["-r"]),
         "envoy": envoy_version.rsplit_once("version: ").map_or(envoy_version.as_str(), |(_, v)| v),
         "date": run(Path::new("date"), &["-u", "+%Y-%m-%d %H:%M UTC"]),
