@@ -157,6 +157,8 @@ mod fake {
         pub failing_properties: Vec<String>,
         /// Request headers (in order).
         pub headers: RefCell<Vec<(String, Vec<u8>)>>,
+        /// Whether reading the request's header map fails (writes still apply).
+        pub request_headers_fail: bool,
         /// Header writes in order.
         pub header_writes: RefCell<Vec<(String, String)>>,
         /// Shared data, shared between clones (like worker VMs share it).
@@ -313,6 +315,9 @@ mod fake {
 
         fn request_headers(&self) -> Result<Vec<(String, Vec<u8>)>, HostError> {
             self.calls.borrow_mut().push("get_header_map_pairs");
+            if self.request_headers_fail {
+                return Err(HostError::NotAvailable("the request header map".to_owned()));
+            }
             Ok(self.headers.borrow().clone())
         }
 

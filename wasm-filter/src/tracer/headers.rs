@@ -41,11 +41,14 @@ pub(crate) struct SeenHeaders {
 }
 
 impl SeenHeaders {
-    /// Reads the request's header map once; an unreadable map reads as empty.
+    /// Reads the request's header map once; an unreadable map reads as empty,
+    /// except that every propagation header counts as carried (it may be: a write
+    /// then replaces it rather than adding a second one).
     /// The values the filter keeps are taken from the map read, not copied.
     pub fn read(host: &impl Host, config: &FilterConfig) -> Self {
         let mut seen = Self::default();
         let Ok(pairs) = host.request_headers() else {
+            seen.present = PresentHeaders::ALL;
             return seen;
         };
         for (name, value) in pairs {
@@ -119,6 +122,9 @@ impl SeenHeaders {
 pub(crate) struct PresentHeaders(u8);
 
 impl PresentHeaders {
+    /// Every propagation header, for a request whose headers could not be read.
+    const ALL: Self = Self(u8::MAX);
+
     /// The bit of propagation header `name`; 0 for any other header.
     fn bit(name: &str) -> u8 {
         match name {

@@ -948,3 +948,39 @@ fn headers_the_request_lacks_are_added_and_those_it_carries_replaced() {
     assert_eq!(host.header("x-b3-spanid").as_deref(), Some(id));
     assert!(host.header("b3").unwrap().contains(id));
 }
+
+/// A request whose header map cannot be read is traced as one without context, and each
+/// propagation header is replaced, never added: the request may carry it, and a second
+/// entry would leave the next hop two values to choose from.
+#[test]
+fn an_unreadable_header_map_replaces_every_propagation_header() {
+    let mut host = pod(INBOUND).with_header("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7");
+    host.request_headers_fail = true;
+    let mut sidecar = Sidecar::new(&host, FilterConfig::default());
+    let doc = sidecar.request(&host).unwrap();
+    let calls = host.calls.borrow();
+    let writes: Vec<&str> = calls
+        .iter()
+        .filter(|call| call.ends_with("_header_map_value") && !call.starts_with("get"))
+        .copied()
+        .collect();
+    assert!(!writes.is_empty());
+    assert!(
+        writes
+            .iter()
+            .all(|call| *call == "replace_header_map_value"),
+        "{writes:?}"
+    );
+    let entries = host
+        .headers
+        .borrow()
+        .iter()
+        .filter(|(name, _)| name == "x-b3-traceid")
+        .count();
+    assert_eq!(entries, 1);
+    assert!(
+        doc["trace_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("1-"))
+    );
+}
