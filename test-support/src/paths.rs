@@ -11,7 +11,8 @@ use crate::error::{HarnessError, Result};
 
 /// Overrides the Envoy binary (default `<workspace>/.venv/bin/envoy`).
 pub const ENV_ENVOY: &str = "MESHRAY_ENVOY";
-/// Overrides the moto server binary (default `<workspace>/.venv/bin/moto_server`).
+/// Overrides the moto server binary (default `<workspace>/.venv/bin/moto_server`); the
+/// harness runs moto with the `python` beside it (see [`crate::moto::LAUNCHER`]).
 pub const ENV_MOTO_SERVER: &str = "MESHRAY_MOTO_SERVER";
 /// Overrides the project's Python (default `<workspace>/.venv/bin/python`).
 pub const ENV_PYTHON: &str = "MESHRAY_PYTHON";
@@ -56,7 +57,8 @@ pub fn envoy() -> Result<PathBuf> {
     )
 }
 
-/// The `moto_server` binary (the local X-Ray API).
+/// The `moto_server` binary (the local X-Ray API); its directory's `python` runs
+/// [`crate::moto::LAUNCHER`].
 ///
 /// # Errors
 /// [`HarnessError::Missing`] when it does not exist.
